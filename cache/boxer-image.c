@@ -17,6 +17,8 @@
 
 #include "cache/cache.h"
 #include "common/config.h"
+#include "common/json.h"
+#include "common/layout.h"
 
 #define EXIT_USAGE 2
 
@@ -51,38 +53,19 @@ fail (struct boxer_error *err)
   return EXIT_FAILURE;
 }
 
-static json_object *
-strv_json (char **strv)
-{
-  json_object *a;
-
-  if (strv == NULL)
-    return NULL;
-  a = json_object_new_array ();
-  for (size_t i = 0; strv[i]; i++)
-    json_object_array_add (a, json_object_new_string (strv[i]));
-  return a;
-}
-
-static json_object *
-str_json (const char *s)
-{
-  return s ? json_object_new_string (s) : NULL;
-}
-
 static void
 print_image (const struct boxer_image *image)
 {
   json_object *o = json_object_new_object ();
 
-  json_object_object_add (o, "reference", str_json (image->reference));
-  json_object_object_add (o, "digest", str_json (image->digest));
-  json_object_object_add (o, "rootfs", str_json (image->rootfs));
-  json_object_object_add (o, "env", strv_json (image->env));
-  json_object_object_add (o, "entrypoint", strv_json (image->entrypoint));
-  json_object_object_add (o, "cmd", strv_json (image->cmd));
-  json_object_object_add (o, "workdir", str_json (image->workdir));
-  json_object_object_add (o, "user", str_json (image->user));
+  json_object_object_add (o, "reference", boxer_json_string_or_null (image->reference));
+  json_object_object_add (o, "digest", boxer_json_string_or_null (image->digest));
+  json_object_object_add (o, "rootfs", boxer_json_string_or_null (image->rootfs));
+  json_object_object_add (o, "env", boxer_json_strv (image->env));
+  json_object_object_add (o, "entrypoint", boxer_json_strv (image->entrypoint));
+  json_object_object_add (o, "cmd", boxer_json_strv (image->cmd));
+  json_object_object_add (o, "workdir", boxer_json_string_or_null (image->workdir));
+  json_object_object_add (o, "user", boxer_json_string_or_null (image->user));
   json_object_object_add (o, "size", json_object_new_int64 (image->size));
   puts (json_object_to_json_string_ext (o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED
                                                | JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -111,7 +94,7 @@ cmd_pull (struct boxer_cache *cache, char **args, int n)
 
   if (n != 1)
     return usage ("pull takes REFERENCE");
-  if (boxer_cache_pull (cache, args[0], &image, &err) < 0)
+  if (boxer_cache_pull (cache, args[0], false, &image, &err) < 0)
     return fail (err);
   printf ("%s %s\n", image->reference, image->digest);
   return EXIT_SUCCESS;
@@ -237,6 +220,15 @@ main (int argc, char **argv)
 
   if ((status = load_config (home_opt, config_path, &cfg)) != 0)
     return status;
+  /* The store is the workers': written as their user, so that they can
+     update and collect what the operator loads, and never unpacked as
+     root.  */
+  if (cfg.worker_user && geteuid () == 0
+      && (boxer_layout_prepare (&cfg, &err) < 0 || boxer_layout_drop_to_worker (&cfg, &err) < 0))
+    {
+      boxer_config_release (&cfg);
+      return fail (err);
+    }
   if (boxer_cache_open (&cache, cfg.home, &err) < 0
       || boxer_cache_configure (cache, &cfg, &err) < 0)
     {

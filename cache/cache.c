@@ -7,6 +7,7 @@
 
 #include <curl/curl.h>
 #include <sys/file.h>
+#include <sys/statvfs.h>
 
 #include "common/fsutil.h"
 #include "layer.h"
@@ -204,6 +205,15 @@ collect (struct boxer_cache *cache, const char *keep, struct boxer_error **err)
   int64_t total = 0;
   int r = 0;
 
+  /* The default: half the file system the store is on, so images alone
+     never fill the disk.  */
+  if (budget < 0)
+    {
+      struct statvfs sv;
+      if (statvfs (boxer_store_dir (cache->store), &sv) < 0)
+        return boxer_error_errno (err, errno, "statvfs '%s'", boxer_store_dir (cache->store));
+      budget = (int64_t) sv.f_blocks * (int64_t) sv.f_frsize / 2;
+    }
   if (budget <= 0)
     return 0;
   lock = xasprintf ("%s/locks/gc.lock", boxer_store_dir (cache->store));
@@ -293,8 +303,8 @@ pull (struct boxer_cache *cache, const char *reference, const struct boxer_refer
 }
 
 int
-boxer_cache_pull (struct boxer_cache *cache, const char *reference, struct boxer_image **out,
-                  struct boxer_error **err)
+boxer_cache_pull (struct boxer_cache *cache, const char *reference, bool for_client,
+                  struct boxer_image **out, struct boxer_error **err)
 {
   struct boxer_reference ref;
   cleanup_free char *normalised = NULL;
@@ -303,7 +313,13 @@ boxer_cache_pull (struct boxer_cache *cache, const char *reference, struct boxer
   if (boxer_reference_parse (reference, &ref, err) < 0)
     return -1;
   normalised = boxer_reference_string (&ref);
-  r = pull (cache, reference, &ref, normalised, out, err);
+  if (for_client && cache->cfg && cache->cfg->pull_policy == BOXER_PULL_NEVER)
+    r = boxer_error_make (err, BOXER_ERR_FORBIDDEN,
+                          "cannot pull '%s': this server's pull_policy is \"never\", so it runs "
+                          "only the images it holds",
+                          normalised);
+  else
+    r = pull (cache, reference, &ref, normalised, out, err);
   boxer_reference_release (&ref);
   if (r == 0 && *out == NULL)
     r = boxer_error_make (err, BOXER_ERR_BUSY,
@@ -315,10 +331,13 @@ boxer_cache_pull (struct boxer_cache *cache, const char *reference, struct boxer
 
 static int
 acquire (struct boxer_cache *cache, const char *reference, const struct boxer_reference *ref,
-         const char *normalised, struct boxer_image **out, struct boxer_error **err)
+         const char *normalised, bool may_pull, struct boxer_image **out,
+         struct boxer_error **err)
 {
   int policy = cache->cfg ? cache->cfg->pull_policy : BOXER_PULL_IF_NOT_PRESENT;
 
+  if (!may_pull)
+    policy = BOXER_PULL_NEVER;
   for (int attempt = 0; attempt < ACQUIRE_ATTEMPTS; attempt++)
     {
       cleanup_image struct boxer_image *image = NULL;
@@ -326,6 +345,12 @@ acquire (struct boxer_cache *cache, const char *reference, const struct boxer_re
 
       if (policy != BOXER_PULL_ALWAYS && resolve (cache, ref, normalised, &image, err) < 0)
         return -1;
+      if (image == NULL && !may_pull)
+        return boxer_error_make (err, BOXER_ERR_FORBIDDEN,
+                                 "image '%s' is not stored on this server and this API key may "
+                                 "not pull images; ask the operator to pull it or to set "
+                                 "allow_images for the key",
+                                 normalised);
       if (image == NULL && policy == BOXER_PULL_NEVER)
         return not_found (reference, err);
       if (image == NULL && pull (cache, reference, ref, normalised, &image, err) < 0)
@@ -351,8 +376,8 @@ acquire (struct boxer_cache *cache, const char *reference, const struct boxer_re
 }
 
 int
-boxer_cache_acquire (struct boxer_cache *cache, const char *reference, struct boxer_image **out,
-                     struct boxer_error **err)
+boxer_cache_acquire (struct boxer_cache *cache, const char *reference, bool may_pull,
+                     struct boxer_image **out, struct boxer_error **err)
 {
   struct boxer_reference ref;
   cleanup_free char *normalised = NULL;
@@ -362,7 +387,7 @@ boxer_cache_acquire (struct boxer_cache *cache, const char *reference, struct bo
   if (boxer_reference_parse (reference, &ref, err) < 0)
     return -1;
   normalised = boxer_reference_string (&ref);
-  r = acquire (cache, reference, &ref, normalised, out, err);
+  r = acquire (cache, reference, &ref, normalised, may_pull, out, err);
   boxer_reference_release (&ref);
   return r;
 }
@@ -401,15 +426,17 @@ publish (struct boxer_cache *cache, struct boxer_oci_layout *layout,
          const struct boxer_oci_image *img, struct boxer_error **err)
 {
   struct layout_layers layers = { layout, &img->manifest };
+  struct boxer_layer_limits limits;
   struct boxer_store_source src = {
     .digest = img->manifest_desc.digest,
     .config = &img->config,
     .n_layers = img->manifest.n_layers,
     .open_layer = open_layout_layer,
     .data = &layers,
-    .limits = NULL,
+    .limits = &limits,
   };
 
+  boxer_layer_limits_from_config (cache->cfg, &limits);
   return boxer_store_publish (cache->store, &src, err);
 }
 

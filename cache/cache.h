@@ -11,6 +11,7 @@
 #ifndef BOXER_CACHE_CACHE_H
 #define BOXER_CACHE_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,15 +65,20 @@ int boxer_cache_lookup (struct boxer_cache *cache, const char *reference,
    unless its digest is already there (POST /images/pull).  Errors:
    BOXER_ERR_INVALID (reference), _IMAGE_NOT_FOUND (the registry does not
    have it, or not for our platform), _REGISTRY (unreachable, refused,
-   broken, digest mismatch: then nothing is stored).  */
-int boxer_cache_pull (struct boxer_cache *cache, const char *reference, struct boxer_image **out,
-                      struct boxer_error **err);
+   broken, digest mismatch: then nothing is stored), _FORBIDDEN (the
+   registry or an address it needs is not allowed), _TOO_LARGE (an
+   image_max_* bound), _NO_SPACE (under min_free_bytes).  for_client: a
+   pull_policy of "never" refuses it (_FORBIDDEN: clients make the server
+   ask no registry); the operator's boxer-image pulls whatever it says.  */
+int boxer_cache_pull (struct boxer_cache *cache, const char *reference, bool for_client,
+                      struct boxer_image **out, struct boxer_error **err);
 
 /* The image for a run of reference, pulled as the pull policy says
    (if-not-present: only when not stored; always: ask the registry every
    time; never: stored images only), and held in use (never removed) until
-   *out is freed.  */
-int boxer_cache_acquire (struct boxer_cache *cache, const char *reference,
+   *out is freed.  Without may_pull (a client whose API key may not pull)
+   only a stored image is used, and a missing one is BOXER_ERR_FORBIDDEN.  */
+int boxer_cache_acquire (struct boxer_cache *cache, const char *reference, bool may_pull,
                          struct boxer_image **out, struct boxer_error **err);
 
 /* Import the image of an OCI image layout directory (oci-layout,

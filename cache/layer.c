@@ -41,6 +41,13 @@ clean_path (const char *name, const char *what, char **out, struct boxer_error *
       len = p - s;
       if (len == 1 && s[0] == '.')
         continue;
+      if (len > BOXER_LAYER_NAME_MAX)
+        {
+          cleanup_free char *q = boxer_quote (name, strlen (name), 160);
+          return boxer_error_make (err, BOXER_ERR_TOO_LARGE,
+                                   "%s '%s' has a name longer than %d bytes", what, q,
+                                   BOXER_LAYER_NAME_MAX);
+        }
       if (len == 2 && s[0] == '.' && s[1] == '.')
         {
           cleanup_free char *q = boxer_quote_str (name);
@@ -57,8 +64,10 @@ clean_path (const char *name, const char *what, char **out, struct boxer_error *
   r[n] = '\0';
   if (n >= PATH_MAX / 2)
     {
-      cleanup_free char *q = boxer_quote_str (name);
-      return boxer_error_make (err, BOXER_ERR_INVALID, "%s '%s' is too long", what, q);
+      cleanup_free char *q = boxer_quote (name, strlen (name), 160);
+      return boxer_error_make (err, BOXER_ERR_TOO_LARGE,
+                               "%s '%s' is longer than %d bytes (image_max_path_bytes)", what, q,
+                               PATH_MAX / 2 - 1);
     }
   *out = steal_pointer (&r);
   return 0;
@@ -199,7 +208,7 @@ archive_fail (struct applier *ap, struct archive *a, const char *entry, struct b
   char *hit;
 
   clean = xstrdup (msg ? msg : "unknown error");
-  while ((hit = strstr (clean, ap->rootfs)) != NULL)
+  while (plen > 1 && (hit = strstr (clean, ap->rootfs)) != NULL)
     {
       size_t skip = plen + (hit[plen] == '/');
       memmove (hit, hit + skip, strlen (hit + skip) + 1);
@@ -312,6 +321,19 @@ path_below_rootfs (struct applier *ap, int fd, char **out, struct boxer_error **
   size_t plen = strlen (ap->rootfs);
   ssize_t n;
 
+  if (plen == 1)
+    {
+      /* Confined (the rootfs is our "/", and there is no /proc): the
+         kernel says where fd is relative to our root.  The cwd does not
+         matter here: every path we hand libarchive is absolute.  */
+      if (fchdir (fd) < 0 || getcwd (buf, sizeof buf) == NULL)
+        return boxer_error_errno (err, errno, "find a directory of the rootfs");
+      if (buf[0] != '/')
+        return boxer_error_make (err, BOXER_ERR_INVALID,
+                                 "a layer path resolves outside the image's root filesystem");
+      *out = xstrdup (buf + 1);
+      return 0;
+    }
   snprintf (proc, sizeof proc, "/proc/self/fd/%d", fd);
   n = readlink (proc, buf, sizeof buf - 1);
   if (n < 0)
@@ -328,11 +350,28 @@ path_below_rootfs (struct applier *ap, int fd, char **out, struct boxer_error **
 /* dir ("" = root), relative and clean, with the symlinks of its longest
    existing prefix resolved inside the rootfs; the part that does not exist
    yet is appended as it is (it holds no symlink, since it holds nothing).  */
+static size_t
+count_components (const char *path)
+{
+  size_t n = 0;
+
+  for (const char *p = path; *p; p++)
+    if (*p != '/' && (p == path || p[-1] == '/'))
+      n++;
+  return n;
+}
+
 static int
-resolve_dir (struct applier *ap, const char *dir, char **out, struct boxer_error **err)
+resolve_dir (struct applier *ap, const char *dir, char **out, size_t *missing,
+             struct boxer_error **err)
 {
   cleanup_free char *prefix = xstrdup (dir);
   size_t plen = strlen (prefix);
+
+  /* The directories that do not exist yet, which libarchive will create:
+     all of them until a prefix is found.  */
+  if (missing)
+    *missing = count_components (dir);
 
   while (plen > 0)
     {
@@ -344,6 +383,8 @@ resolve_dir (struct applier *ap, const char *dir, char **out, struct boxer_error
         {
           if (path_below_rootfs (ap, fd, &real, err) < 0)
             return -1;
+          if (missing)
+            *missing = count_components (dir + plen);
           if (dir[plen] == '\0')
             *out = steal_pointer (&real);
           else
@@ -372,19 +413,22 @@ resolve_dir (struct applier *ap, const char *dir, char **out, struct boxer_error
 /* path with its parent directory resolved inside the rootfs; the last
    component itself is never followed (an entry replaces a symlink).  */
 static int
-resolve_parent (struct applier *ap, const char *path, char **out, struct boxer_error **err)
+resolve_parent (struct applier *ap, const char *path, char **out, size_t *missing,
+                struct boxer_error **err)
 {
   cleanup_free char *parent = NULL;
   cleanup_free char *real = NULL;
   const char *base;
 
+  if (missing)
+    *missing = 0;
   split_parent (path, &parent, &base);
   if (*parent == '\0')
     {
       *out = xstrdup (path);
       return 0;
     }
-  if (resolve_dir (ap, parent, &real, err) < 0)
+  if (resolve_dir (ap, parent, &real, missing, err) < 0)
     return -1;
   *out = *real ? xasprintf ("%s/%s", real, base) : xstrdup (base);
   return 0;
@@ -527,18 +571,63 @@ check_type (struct archive_entry *entry, const char *path, struct boxer_error **
     }
 }
 
+/* Depth and length of path, cleaned or resolved, against the limits.  */
 static int
-count_entry (struct applier *ap, struct archive_entry *entry, struct boxer_error **err)
+check_shape (struct applier *ap, const char *path, struct boxer_error **err)
+{
+  size_t len = strlen (path);
+
+  if ((int64_t) len > ap->limits->max_path_bytes)
+    {
+      cleanup_free char *q = boxer_quote (path, len, 160);
+      return boxer_error_make (err, BOXER_ERR_TOO_LARGE,
+                               "layer entry '%s' has a path longer than %lld bytes "
+                               "(image_max_path_bytes)",
+                               q, (long long) ap->limits->max_path_bytes);
+    }
+  if ((int64_t) count_components (path) > ap->limits->max_depth)
+    {
+      cleanup_free char *q = boxer_quote (path, len, 160);
+      return boxer_error_make (err, BOXER_ERR_TOO_LARGE,
+                               "layer entry '%s' is more than %lld directories deep "
+                               "(image_max_depth)",
+                               q, (long long) ap->limits->max_depth);
+    }
+  return 0;
+}
+
+static int64_t
+blocks_of (int64_t size)
+{
+  if (size <= BOXER_LAYER_BLOCK)
+    return BOXER_LAYER_BLOCK;
+  return (size + BOXER_LAYER_BLOCK - 1) / BOXER_LAYER_BLOCK * BOXER_LAYER_BLOCK;
+}
+
+/* Count one tar entry, which creates `implied` missing parent directories
+   too; inode: whether it makes an inode (not a hard link, whiteout or
+   opaque marker).  */
+static int
+count_entry (struct applier *ap, struct archive_entry *entry, size_t implied, bool inode,
+             struct boxer_error **err)
 {
   int64_t size = archive_entry_size_is_set (entry) ? archive_entry_size (entry) : 0;
+  int64_t bytes;
 
-  if (++ap->usage->entries > ap->limits->max_entries)
-    return boxer_error_make (err, BOXER_ERR_TOO_LARGE, "image has more than %lld files",
+  if (size < 0 || size > ap->limits->max_bytes)
+    size = ap->limits->max_bytes;
+  bytes = (inode ? blocks_of (size) : 0) + (int64_t) implied * BOXER_LAYER_BLOCK;
+  if ((int64_t) implied + 1 > ap->limits->max_entries - ap->usage->entries)
+    return boxer_error_make (err, BOXER_ERR_TOO_LARGE,
+                             "image has more than %lld files and directories "
+                             "(image_max_entries)",
                              (long long) ap->limits->max_entries);
-  if (size < 0 || size > ap->limits->max_bytes - ap->usage->bytes)
-    return boxer_error_make (err, BOXER_ERR_TOO_LARGE, "image unpacks to more than %lld bytes",
+  if (bytes > ap->limits->max_bytes - ap->usage->bytes)
+    return boxer_error_make (err, BOXER_ERR_TOO_LARGE,
+                             "image unpacks to more than %lld bytes (image_max_bytes)",
                              (long long) ap->limits->max_bytes);
-  ap->usage->bytes += size;
+  ap->usage->entries += implied + 1;
+  ap->usage->bytes += bytes;
   return 0;
 }
 
@@ -558,7 +647,7 @@ prepare_hardlink (struct applier *ap, struct archive_entry *entry, const char *l
   int r;
 
   if (boxer_layer_clean_link_target (link, &clean, err) < 0
-      || resolve_parent (ap, clean, &target, err) < 0)
+      || resolve_parent (ap, clean, &target, NULL, err) < 0)
     return -1;
   split_parent (target, &parent, &base);
   r = open_dir_beneath (ap, parent, &dfd, err);
@@ -605,6 +694,10 @@ extract_entry (struct applier *ap, struct archive_entry *entry, const char *path
     return -1;
   if (link && prepare_hardlink (ap, entry, link, err) < 0)
     return -1;
+  /* A setuid or setgid file of an image would be one on the host's disk
+     too, where any local user who reaches it could run it.  */
+  if (link == NULL)
+    archive_entry_set_perm (entry, archive_entry_perm (entry) & ~(mode_t) (S_ISUID | S_ISGID));
   if (link || archive_entry_filetype (entry) != AE_IFDIR)
     if (remove_dir_in_the_way (ap, path, err) < 0)
       return -1;
@@ -626,25 +719,41 @@ apply_entry (struct applier *ap, struct archive_entry *entry, struct boxer_error
   enum boxer_layer_entry_kind kind;
   cleanup_free char *clean = NULL;
   cleanup_free char *path = NULL;
+  size_t implied = 0;
+  bool inode;
 
   if (name == NULL)
     return boxer_error_make (err, BOXER_ERR_INVALID, "layer entry has no usable name");
-  if (count_entry (ap, entry, err) < 0)
-    return -1;
+  /* A layer within every bound may still take long to write out; the
+     pull's deadline holds for unpacking too.  */
+  if (ap->limits->deadline_ms && boxer_now_ms () >= ap->limits->deadline_ms)
+    return boxer_error_make (err, BOXER_ERR_REGISTRY,
+                             "the pull ran out of time (pull_timeout_secs) while unpacking "
+                             "layer entry %lld",
+                             (long long) ap->usage->entries + 1);
   if (boxer_layer_classify_path (name, &kind, &clean, err) < 0)
+    return -1;
+  if (kind == BOXER_LAYER_ENTRY_ROOT || kind == BOXER_LAYER_ENTRY_IGNORED)
+    return count_entry (ap, entry, 0, false, err);
+  /* Bounded before anything is resolved, and again once resolved: a
+     symlink can make a short path deep.  */
+  if (check_shape (ap, clean, err) < 0)
     return -1;
   /* Everything below works on the resolved path, which has no symlink in
      it: what we create, remove and remember is where it really is.  */
   if (kind == BOXER_LAYER_ENTRY_FILE || kind == BOXER_LAYER_ENTRY_WHITEOUT)
     {
-      if (resolve_parent (ap, clean, &path, err) < 0)
+      if (resolve_parent (ap, clean, &path, kind == BOXER_LAYER_ENTRY_FILE ? &implied : NULL,
+                          err) < 0)
         return -1;
     }
-  else if (kind == BOXER_LAYER_ENTRY_OPAQUE)
-    {
-      if (resolve_dir (ap, clean, &path, err) < 0)
-        return -1;
-    }
+  else if (resolve_dir (ap, clean, &path, NULL, err) < 0)
+    return -1;
+  if (check_shape (ap, path, err) < 0)
+    return -1;
+  inode = kind == BOXER_LAYER_ENTRY_FILE && archive_entry_hardlink (entry) == NULL;
+  if (count_entry (ap, entry, implied, inode, err) < 0)
+    return -1;
   switch (kind)
     {
     case BOXER_LAYER_ENTRY_FILE:
@@ -714,17 +823,47 @@ applier_release (struct applier *ap)
   free (ap->rootfs);
 }
 
+void
+boxer_layer_limits_fill (struct boxer_layer_limits *limits)
+{
+  if (limits->max_bytes <= 0)
+    limits->max_bytes = BOXER_LAYER_DEFAULT_MAX_BYTES;
+  if (limits->max_entries <= 0)
+    limits->max_entries = BOXER_LAYER_DEFAULT_MAX_ENTRIES;
+  if (limits->max_depth <= 0)
+    limits->max_depth = BOXER_LAYER_DEFAULT_MAX_DEPTH;
+  /* Entry paths stay below PATH_MAX / 2 whatever is asked (see below).  */
+  if (limits->max_path_bytes <= 0 || limits->max_path_bytes >= PATH_MAX / 2)
+    limits->max_path_bytes = limits->max_path_bytes <= 0 ? BOXER_LAYER_DEFAULT_MAX_PATH_BYTES
+                                                          : PATH_MAX / 2 - 1;
+}
+
+void
+boxer_layer_limits_from_config (const struct boxer_config *cfg, struct boxer_layer_limits *out)
+{
+  memset (out, 0, sizeof *out);
+  if (cfg)
+    {
+      out->max_bytes = cfg->image_max_bytes;
+      out->max_entries = cfg->image_max_entries;
+      out->max_depth = cfg->image_max_depth;
+      out->max_path_bytes = cfg->image_max_path_bytes;
+    }
+  boxer_layer_limits_fill (out);
+}
+
 int
 boxer_layer_apply_counted (const char *rootfs, int layer_fd,
                            const struct boxer_layer_limits *limits,
                            struct boxer_layer_usage *usage, struct boxer_error **err)
 {
-  static const struct boxer_layer_limits defaults = {
-    .max_bytes = BOXER_LAYER_DEFAULT_MAX_BYTES,
-    .max_entries = BOXER_LAYER_DEFAULT_MAX_ENTRIES,
-  };
-  struct applier ap = { .rootfd = -1, .limits = limits ? limits : &defaults, .usage = usage };
+  struct boxer_layer_limits filled = { 0, 0, 0, 0, 0 };
+  struct applier ap = { .rootfd = -1, .limits = &filled, .usage = usage };
   int r = -1;
+
+  if (limits)
+    filled = *limits;
+  boxer_layer_limits_fill (&filled);
 
   /* libarchive refuses to write through any symlink in the path, the
      rootfs's own included, so give it the canonical one.  Entry paths are

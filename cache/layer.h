@@ -16,19 +16,36 @@
 
 #include <stdint.h>
 
+#include "common/config.h"
 #include "common/error.h"
 
 #define BOXER_LAYER_WHITEOUT_PREFIX ".wh."
 #define BOXER_LAYER_OPAQUE_MARKER ".wh..wh..opq"
 
-/* Defaults used when no limits are given.  */
+/* Defaults used when no limits are given, far above what real images
+   use (the biggest common images hold a few hundred thousand files, paths
+   of a few hundred bytes, trees a few dozen directories deep).  */
 #define BOXER_LAYER_DEFAULT_MAX_BYTES (16LL * 1024 * 1024 * 1024)
 #define BOXER_LAYER_DEFAULT_MAX_ENTRIES 1000000LL
+#define BOXER_LAYER_DEFAULT_MAX_DEPTH 128
+#define BOXER_LAYER_DEFAULT_MAX_PATH_BYTES 1024
+/* No file system we unpack onto takes longer names.  */
+#define BOXER_LAYER_NAME_MAX 255
+/* What an inode costs at least, whatever it holds: one block.  */
+#define BOXER_LAYER_BLOCK 4096
 
+/* Bounds of what an image's layers put on disk, all layers together.
+   They count what really lands there: every directory, including the
+   parents a tar entry implies without listing them, and every other
+   inode is an entry and costs at least BOXER_LAYER_BLOCK bytes; file
+   contents count rounded up to whole blocks.  */
 struct boxer_layer_limits
 {
-  int64_t max_bytes;    /* of regular file contents, over all layers counted */
-  int64_t max_entries;  /* tar entries, over all layers counted */
+  int64_t max_bytes;
+  int64_t max_entries;
+  int64_t max_depth;            /* directories from the root to an entry */
+  int64_t max_path_bytes;       /* of an entry's path, as cleaned and as resolved */
+  int64_t deadline_ms;          /* boxer_now_ms () unpacking must end by; 0: none */
 };
 
 /* What the layers applied so far used, checked against the limits.  */
@@ -37,6 +54,13 @@ struct boxer_layer_usage
   int64_t bytes;
   int64_t entries;
 };
+
+/* The limits with every unset (0) field at its default.  */
+void boxer_layer_limits_fill (struct boxer_layer_limits *limits);
+
+/* The image_max_* settings of cfg (NULL: the defaults).  */
+void boxer_layer_limits_from_config (const struct boxer_config *cfg,
+                                     struct boxer_layer_limits *out);
 
 enum boxer_layer_entry_kind
 {
@@ -59,7 +83,9 @@ int boxer_layer_clean_link_target (const char *target, char **path_out,
                                    struct boxer_error **err);
 
 /* Apply the tar read from layer_fd onto the existing directory rootfs.
-   limits NULL means the defaults.  On failure rootfs is left half-written:
+   limits NULL means the defaults.  The first entry past a limit stops it
+   with BOXER_ERR_TOO_LARGE naming the limit.  setuid and setgid bits are
+   dropped; device nodes are refused.  On failure rootfs is left half-written:
    callers unpack into a temporary directory and throw it away.  */
 int boxer_layer_apply (const char *rootfs, int layer_fd, const struct boxer_layer_limits *limits,
                        struct boxer_error **err);

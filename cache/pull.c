@@ -2,6 +2,7 @@
 
 #include "pull.h"
 
+#include "common/fsutil.h"
 #include "layer.h"
 
 struct pull
@@ -11,6 +12,7 @@ struct pull
   const struct boxer_platform *platform;
   struct boxer_oci_manifest manifest;
   struct boxer_image_config config;
+  int64_t max_bytes;    /* image_max_bytes */
 };
 
 /* Documents the registry sent that do not parse are the registry's
@@ -73,16 +75,19 @@ open_layer (void *data, size_t index, int *fd_out, struct boxer_error **err)
 }
 
 static int
-check_sizes (const struct boxer_oci_manifest *m, struct boxer_error **err)
+check_sizes (const struct boxer_oci_manifest *m, int64_t max_bytes, struct boxer_error **err)
 {
   int64_t total = 0;
 
+  /* Layers unpack to at least about their compressed size: more than the
+     bound is refused before a byte is downloaded.  */
   for (size_t i = 0; i < m->n_layers; i++)
     {
-      if (m->layers[i].size > BOXER_LAYER_DEFAULT_MAX_BYTES - total)
+      if (m->layers[i].size > max_bytes - total)
         return boxer_error_make (err, BOXER_ERR_TOO_LARGE,
-                                 "the image's layers are larger than %lld bytes",
-                                 (long long) BOXER_LAYER_DEFAULT_MAX_BYTES);
+                                 "the image's layers are larger than %lld bytes "
+                                 "(image_max_bytes)",
+                                 (long long) max_bytes);
       total += m->layers[i].size;
     }
   if (m->config.size > BOXER_OCI_DOC_MAX)
@@ -136,7 +141,7 @@ resolve_manifest (struct pull *p, const struct boxer_reference *ref, char digest
     }
   if (boxer_oci_manifest_parse (body, len, &p->manifest, err) < 0)
     return as_registry (err);
-  return check_sizes (&p->manifest, err);
+  return check_sizes (&p->manifest, p->max_bytes, err);
 }
 
 int
@@ -147,12 +152,23 @@ boxer_pull (struct boxer_store *store, const struct boxer_pull_options *opts,
   struct boxer_registry_options ropts = {
     .timeout_secs = opts->cfg ? (long) opts->cfg->registry_timeout_secs : 30,
     .tokens = opts->tokens,
+    .cfg = opts->cfg,
+    .deadline_ms = boxer_now_ms () + 1000 * (opts->cfg ? opts->cfg->pull_timeout_secs : 900),
   };
   struct pull p = { .store = store, .platform = opts->platform };
+  struct boxer_layer_limits limits;
   struct boxer_error *ignored = NULL;
   char digest[72];
   int r;
 
+  if (boxer_registry_check_allowed (opts->cfg, ref->domain, err) < 0
+      || (opts->cfg
+          && boxer_check_free_space (boxer_store_dir (store), opts->cfg->min_free_bytes, "pulls",
+                                     err) < 0))
+    return -1;
+  boxer_layer_limits_from_config (opts->cfg, &limits);
+  limits.deadline_ms = ropts.deadline_ms;
+  p.max_bytes = limits.max_bytes;
   boxer_registry_endpoint_for (opts->cfg, ref, &ep);
   r = boxer_registry_open (&p.reg, &ep, ref->path, &ropts, err);
   if (r == 0)
@@ -165,8 +181,9 @@ boxer_pull (struct boxer_store *store, const struct boxer_pull_options *opts,
         .n_layers = p.manifest.n_layers,
         .open_layer = open_layer,
         .data = &p,
-        .limits = NULL,
+        .limits = &limits,
         .prepare = prepare,
+        .deadline_ms = ropts.deadline_ms,
       };
       /* What killed workers left in tmp/ goes first; failing that is no
          reason not to pull.  */

@@ -2,7 +2,9 @@
 
 #include "registry.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
 #include <json-c/json.h>
 #include <openssl/evp.h>
 #include <strings.h>
@@ -52,6 +54,10 @@ boxer_registry_endpoint_release (struct boxer_registry_endpoint *ep)
   free (ep->base);
   memset (ep, 0, sizeof *ep);
 }
+
+/* Body bytes this process has received from registries, for
+   boxer_pulled_bytes_total: a worker takes the difference around a pull.  */
+static uint64_t bytes_received;
 
 int
 boxer_platform_parse (const char *s, struct boxer_platform *out, struct boxer_error **err)
@@ -188,10 +194,185 @@ boxer_registry_manifest_is_index (const char *media_type, const char *body, size
   return 0;
 }
 
+/* Addresses.  */
+
+struct v4_range
+{
+  uint32_t net;
+  int prefix;
+};
+
+/* Not public: the default sandbox_deny_ranges, then special-purpose
+   ranges no registry is on (IETF protocol assignments, documentation,
+   benchmarking, 6to4 relay anycast).  */
+static const struct v4_range v4_denied[] = {
+  { 0x00000000, 8 },    /* 0.0.0.0/8 */
+  { 0x0a000000, 8 },    /* 10.0.0.0/8 */
+  { 0x64400000, 10 },   /* 100.64.0.0/10 */
+  { 0x7f000000, 8 },    /* 127.0.0.0/8 */
+  { 0xa9fe0000, 16 },   /* 169.254.0.0/16 */
+  { 0xac100000, 12 },   /* 172.16.0.0/12 */
+  { 0xc0a80000, 16 },   /* 192.168.0.0/16 */
+  { 0xe0000000, 4 },    /* 224.0.0.0/4 */
+  { 0xf0000000, 4 },    /* 240.0.0.0/4, 255.255.255.255 included */
+  { 0xc0000000, 24 },   /* 192.0.0.0/24 */
+  { 0xc0000200, 24 },   /* 192.0.2.0/24 */
+  { 0xc0586300, 24 },   /* 192.88.99.0/24 */
+  { 0xc6120000, 15 },   /* 198.18.0.0/15 */
+  { 0xc6336400, 24 },   /* 198.51.100.0/24 */
+  { 0xcb007100, 24 },   /* 203.0.113.0/24 */
+};
+
+static bool
+v4_is_public (uint32_t a)
+{
+  for (size_t i = 0; i < sizeof v4_denied / sizeof *v4_denied; i++)
+    {
+      uint32_t mask = v4_denied[i].prefix ? ~0u << (32 - v4_denied[i].prefix) : 0;
+      if ((a & mask) == v4_denied[i].net)
+        return false;
+    }
+  return true;
+}
+
+static uint32_t
+v4_at (const uint8_t *b)
+{
+  return (uint32_t) b[0] << 24 | (uint32_t) b[1] << 16 | (uint32_t) b[2] << 8 | b[3];
+}
+
+static bool
+v6_is_public (const uint8_t *b)
+{
+  static const uint8_t zero[10] = { 0 };
+  static const uint8_t nat64[12] = { 0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0 };
+
+  /* ::/96 (unspecified, loopback, the deprecated compatible form) and
+     ::ffff:0:0/96 (mapped): what matters is the IPv4 address, if any.  */
+  if (memcmp (b, zero, 10) == 0)
+    {
+      if (b[10] == 0xff && b[11] == 0xff)
+        return v4_is_public (v4_at (b + 12));
+      return false;
+    }
+  /* 64:ff9b::/96, the NAT64 prefix: the IPv4 address it reaches.  */
+  if (memcmp (b, nat64, 12) == 0)
+    return v4_is_public (v4_at (b + 12));
+  /* 64:ff9b:1::/48, local NAT64.  */
+  if (b[0] == 0 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b && b[4] == 0 && b[5] == 1)
+    return false;
+  /* 2002::/16, 6to4: the IPv4 address it tunnels to.  */
+  if (b[0] == 0x20 && b[1] == 0x02)
+    return v4_is_public (v4_at (b + 2));
+  /* 2001::/23 (IETF protocol assignments, Teredo included), 2001:db8::/32
+     (documentation), 100::/64 (discard).  */
+  if (b[0] == 0x20 && b[1] == 0x01 && (b[2] < 0x02 || (b[2] == 0x0d && b[3] == 0xb8)))
+    return false;
+  if (b[0] == 0x01 && b[1] == 0x00 && memcmp (b + 2, zero, 6) == 0)
+    return false;
+  /* fc00::/7 (unique local), fe80::/10 (link-local), fec0::/10 (old
+     site-local), ff00::/8 (multicast).  */
+  if ((b[0] & 0xfe) == 0xfc || b[0] == 0xfe || b[0] == 0xff)
+    return false;
+  /* Only global unicast, 2000::/3, is routed on the Internet.  */
+  return (b[0] & 0xe0) == 0x20;
+}
+
+bool
+boxer_registry_address_is_public (const struct sockaddr *addr)
+{
+  if (addr->sa_family == AF_INET)
+    return v4_is_public (ntohl (((const struct sockaddr_in *) addr)->sin_addr.s_addr));
+  if (addr->sa_family == AF_INET6)
+    return v6_is_public (((const struct sockaddr_in6 *) addr)->sin6_addr.s6_addr);
+  return false;
+}
+
+static bool
+domain_configured (const struct boxer_config *cfg, const char *domain)
+{
+  return cfg && boxer_config_registry (cfg, domain) != NULL;
+}
+
+int
+boxer_registry_check_allowed (const struct boxer_config *cfg, const char *domain,
+                              struct boxer_error **err)
+{
+  cleanup_free char *q = NULL;
+
+  if (cfg == NULL || cfg->allowed_registries == NULL || domain_configured (cfg, domain))
+    return 0;
+  for (char **a = cfg->allowed_registries; *a; a++)
+    if (strcasecmp (*a, domain) == 0)
+      return 0;
+  q = boxer_quote_str (domain);
+  return boxer_error_make (err, BOXER_ERR_FORBIDDEN,
+                           "pulling from registry '%s' is not allowed: it is not in the "
+                           "server's allowed_registries",
+                           q);
+}
+
+/* host and port of url, the port defaulted by scheme.  */
+static bool
+url_host_port (const char *url, char **host_out, long *port_out)
+{
+  CURLU *u = curl_url ();
+  char *host = NULL, *port = NULL;
+  bool ok = false;
+
+  if (u && curl_url_set (u, CURLUPART_URL, url, 0) == CURLUE_OK
+      && curl_url_get (u, CURLUPART_HOST, &host, 0) == CURLUE_OK
+      && curl_url_get (u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
+    {
+      *host_out = xstrdup (host);
+      *port_out = strtol (port, NULL, 10);
+      ok = true;
+    }
+  curl_free (host);
+  curl_free (port);
+  curl_url_cleanup (u);
+  return ok;
+}
+
+/* An authority configured as a registry or mirror: connections to it go
+   to whatever address it has, as the operator chose.  */
+struct authority
+{
+  char *host;
+  long port;            /* 0: the scheme's default, 80 or 443 */
+};
+
+static void
+add_authority (struct authority **list, size_t *n, const char *url, bool port_given)
+{
+  char *host = NULL;
+  long port = 0;
+
+  if (!url_host_port (url, &host, &port))
+    return;
+  *list = xrealloc (*list, (*n + 1) * sizeof **list);
+  (*list)[*n].host = host;
+  (*list)[*n].port = port_given ? port : 0;
+  (*n)++;
+}
+
+static bool
+has_port (const char *authority)
+{
+  const char *close = strrchr (authority, ']');
+  const char *colon = strrchr (close ? close : authority, ':');
+
+  return colon != NULL;
+}
+
 /* Sessions.  */
 
 struct boxer_registry
 {
+  struct authority *configured;
+  size_t n_configured;
+  int64_t deadline_ms;
+  bool denied;          /* the transfer tried an address it may not reach */
   const struct boxer_registry_endpoint *ep;
   char *repository;
   long timeout_secs;
@@ -410,6 +591,46 @@ allowed_protocols (const struct boxer_registry *reg)
   return reg->ep->plain_http ? "http,https" : "https";
 }
 
+/* Whether the connection about to be made to addr may be: a public
+   address, or a configured registry's authority (the URL being fetched,
+   which libcurl has already switched on a redirect).  */
+static bool
+connection_allowed (struct boxer_registry *reg, const struct sockaddr *addr)
+{
+  cleanup_free char *host = NULL;
+  char *url = NULL;
+  long port = 0;
+
+  if (boxer_registry_address_is_public (addr))
+    return true;
+  if (curl_easy_getinfo (reg->curl, CURLINFO_EFFECTIVE_URL, &url) != CURLE_OK || url == NULL
+      || !url_host_port (url, &host, &port))
+    return false;
+  for (size_t i = 0; i < reg->n_configured; i++)
+    {
+      const struct authority *a = &reg->configured[i];
+      if (strcasecmp (a->host, host) == 0
+          && (a->port == port || (a->port == 0 && (port == 80 || port == 443))))
+        return true;
+    }
+  return false;
+}
+
+static curl_socket_t
+open_socket (void *data, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+  struct boxer_registry *reg = data;
+
+  /* One refused address fails the transfer, so a host is reached only if
+     every address tried was allowed.  */
+  if (reg->denied || purpose != CURLSOCKTYPE_IPCXN || !connection_allowed (reg, &addr->addr))
+    {
+      reg->denied = true;
+      return CURL_SOCKET_BAD;
+    }
+  return socket (addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+}
+
 /* One attempt at GET url.  user/password: basic credentials for this
    request only (curl never sends them to another host on a redirect, nor
    an Authorization header we set).  */
@@ -433,6 +654,12 @@ attempt (struct boxer_registry *reg, const char *url, const char *accept, struct
       headers = curl_slist_append (headers, auth_h);
     }
   curl_easy_setopt (c, CURLOPT_URL, url);
+  /* Every connection goes through the address policy; a proxy from the
+     environment would hide the address really reached.  */
+  curl_easy_setopt (c, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+  curl_easy_setopt (c, CURLOPT_OPENSOCKETDATA, reg);
+  curl_easy_setopt (c, CURLOPT_PROXY, "");
+  reg->denied = false;
 #if LIBCURL_VERSION_NUM >= 0x075500
   curl_easy_setopt (c, CURLOPT_PROTOCOLS_STR, allowed_protocols (reg));
   curl_easy_setopt (c, CURLOPT_REDIR_PROTOCOLS_STR, allowed_protocols (reg));
@@ -450,8 +677,19 @@ attempt (struct boxer_registry *reg, const char *url, const char *accept, struct
      a slow link is not.  Small documents also get a total bound.  */
   curl_easy_setopt (c, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt (c, CURLOPT_LOW_SPEED_TIME, reg->timeout_secs);
-  if (small)
-    curl_easy_setopt (c, CURLOPT_TIMEOUT, 2 * reg->timeout_secs);
+  {
+    /* The pull's deadline bounds every transfer, big or small.  */
+    long total_ms = small ? 2000L * reg->timeout_secs : 0;
+    if (reg->deadline_ms)
+      {
+        int64_t left = reg->deadline_ms - boxer_now_ms ();
+        if (left < 1)
+          left = 1;
+        if (total_ms == 0 || left < total_ms)
+          total_ms = (long) left;
+      }
+    curl_easy_setopt (c, CURLOPT_TIMEOUT_MS, total_ms);
+  }
   curl_easy_setopt (c, CURLOPT_USERAGENT, USER_AGENT);
   curl_easy_setopt (c, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, on_body);
@@ -465,7 +703,19 @@ attempt (struct boxer_registry *reg, const char *url, const char *accept, struct
       curl_easy_setopt (c, CURLOPT_USERNAME, user);
       curl_easy_setopt (c, CURLOPT_PASSWORD, password);
     }
-  return curl_easy_perform (c);
+  {
+    CURLcode rc = curl_easy_perform (c);
+    curl_off_t got = 0;
+    if (curl_easy_getinfo (c, CURLINFO_SIZE_DOWNLOAD_T, &got) == CURLE_OK && got > 0)
+      bytes_received += (uint64_t) got;
+    return rc;
+  }
+}
+
+uint64_t
+boxer_registry_bytes_received (void)
+{
+  return bytes_received;
 }
 
 static bool
@@ -513,6 +763,21 @@ via (const struct boxer_registry *reg)
   return reg->ep->mirror ? " (through its configured mirror)" : "";
 }
 
+static bool
+past_deadline (const struct boxer_registry *reg)
+{
+  return reg->deadline_ms && boxer_now_ms () >= reg->deadline_ms;
+}
+
+static int
+deadline_error (const struct boxer_registry *reg, const char *what, struct boxer_error **err)
+{
+  return boxer_error_make (err, BOXER_ERR_REGISTRY,
+                           "the pull from registry '%s'%s ran out of time (pull_timeout_secs) "
+                           "while getting %s",
+                           reg->ep->domain, via (reg), what);
+}
+
 /* GET url with retries of what may pass; *status_out is the final
    response's status.  what names the object in messages.  */
 static int
@@ -527,7 +792,17 @@ request (struct boxer_registry *reg, const char *url, const char *accept, struct
 
       if (transfer_reset (t, err) < 0)
         return -1;
+      if (past_deadline (reg))
+        return deadline_error (reg, what, err);
       code = attempt (reg, url, accept, t, small, user, password);
+      if (reg->denied)
+        return boxer_error_make (err, BOXER_ERR_FORBIDDEN,
+                                 "cannot get %s from registry '%s'%s: a connection it needs is "
+                                 "not allowed (only registries configured under 'registries' "
+                                 "may be on non-public addresses)",
+                                 what, reg->ep->domain, via (reg));
+      if (code == CURLE_OPERATION_TIMEDOUT && past_deadline (reg))
+        return deadline_error (reg, what, err);
       if (t->too_large)
         return boxer_error_make (err, BOXER_ERR_REGISTRY,
                                  "registry '%s'%s sent more than %lld bytes for %s",
@@ -753,6 +1028,19 @@ boxer_registry_open (struct boxer_registry **out, const struct boxer_registry_en
   reg->repository = xstrdup (repository);
   reg->timeout_secs = opts && opts->timeout_secs > 0 ? opts->timeout_secs : 30;
   reg->tokens = opts ? opts->tokens : NULL;
+  reg->deadline_ms = opts ? opts->deadline_ms : 0;
+  if (opts && opts->cfg)
+    for (size_t i = 0; i < opts->cfg->n_registries; i++)
+      {
+        const struct boxer_registry_config *rc = &opts->cfg->registries[i];
+        struct boxer_reference r = { .domain = rc->host };
+        cleanup_free char *host = boxer_reference_registry_host (&r);
+        cleanup_free char *url = xasprintf ("https://%s", host);
+
+        add_authority (&reg->configured, &reg->n_configured, url, has_port (host));
+        if (rc->mirror)
+          add_authority (&reg->configured, &reg->n_configured, rc->mirror, true);
+      }
   if (reg->tokens == NULL)
     reg->tokens = reg->own_tokens = boxer_auth_cache_new ();
   reg->scope = xasprintf ("repository:%s:pull", repository);
@@ -779,6 +1067,9 @@ boxer_registry_free (struct boxer_registry *reg)
     return;
   if (reg->curl)
     curl_easy_cleanup (reg->curl);
+  for (size_t i = 0; i < reg->n_configured; i++)
+    free (reg->configured[i].host);
+  free (reg->configured);
   boxer_auth_cache_free (reg->own_tokens);
   if (reg->bearer)
     explicit_bzero (reg->bearer, strlen (reg->bearer));

@@ -21,6 +21,8 @@
 #define BOXER_CACHE_REGISTRY_H
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
 
 #include "auth.h"
 #include "common/config.h"
@@ -84,7 +86,30 @@ struct boxer_registry_options
 {
   long timeout_secs;                    /* connect, and longest stall */
   struct boxer_auth_cache *tokens;      /* may be NULL: no reuse across sessions */
+  const struct boxer_config *cfg;       /* its registries may be on any address; NULL: none */
+  int64_t deadline_ms;                  /* boxer_now_ms () the session ends at; 0: none */
 };
+
+/* Whether addr is a public unicast address (pure): not unspecified,
+   loopback, private, shared (CGNAT), link-local, multicast, documentation,
+   benchmarking or reserved, for IPv4 and IPv6, including IPv4 addresses
+   embedded in IPv6 (mapped, NAT64, 6to4).  The IPv4 ranges are those of
+   the default sandbox_deny_ranges, and a few more that are never a
+   registry's.
+
+   Address policy: every connection a session makes (redirects and token
+   servers included) is checked on the address it is about to connect to,
+   before connecting.  It may go to a public address, or to any address
+   of a host:port configured under 'registries' (or as a mirror); nothing
+   else.  A refused connection fails the request with BOXER_ERR_FORBIDDEN
+   ("not allowed"), the same text whatever listens there, since nothing
+   was connected to.  */
+bool boxer_registry_address_is_public (const struct sockaddr *addr);
+
+/* Whether the host ref->domain may be pulled from at all under cfg's
+   allowed_registries (pure); BOXER_ERR_FORBIDDEN when not.  */
+int boxer_registry_check_allowed (const struct boxer_config *cfg, const char *domain,
+                                  struct boxer_error **err);
 
 /* A session with repository (e.g. "library/python") at ep, which must
    outlive it.  No request is made yet.  */
@@ -92,6 +117,9 @@ int boxer_registry_open (struct boxer_registry **out, const struct boxer_registr
                          const char *repository, const struct boxer_registry_options *opts,
                          struct boxer_error **err);
 void boxer_registry_free (struct boxer_registry *reg);
+
+/* Body bytes this process has received from registries so far.  */
+uint64_t boxer_registry_bytes_received (void);
 
 /* GET the manifest named by a tag or digest.  *body_out (caller frees,
    NUL-terminated) is at most BOXER_OCI_DOC_MAX bytes; *media_type_out

@@ -11,7 +11,9 @@
 #include <time.h>
 
 #include "common/fsutil.h"
+#include "common/json.h"
 #include "reference.h"
+#include "unpack.h"
 
 #define TMP_ID_HEX 32
 /* A ref file's write temporary this old belongs to a dead process.  */
@@ -56,7 +58,9 @@ boxer_store_open (struct boxer_store **out, const char *home, struct boxer_error
   cleanup_free char *dir = xasprintf ("%s/images", home);
   struct boxer_store *store;
 
-  if (boxer_mkdir_p (dir, 0755, err) < 0)
+  /* Only the server enters the store: what images hold (their files,
+     whatever their modes) is nobody else's on this host.  */
+  if (boxer_ensure_private_dir (dir, err) < 0)
     return boxer_error_wrap (err, "create the image store");
   for (size_t i = 0; subdirs[i]; i++)
     {
@@ -189,25 +193,6 @@ boxer_store_sweep (struct boxer_store *store, struct boxer_error **err)
 
 /* image.json.  */
 
-static json_object *
-strv_to_json (char *const *strv)
-{
-  json_object *arr;
-
-  if (strv == NULL)
-    return NULL;
-  arr = json_object_new_array ();
-  for (size_t i = 0; strv[i]; i++)
-    json_object_array_add (arr, json_object_new_string (strv[i]));
-  return arr;
-}
-
-static json_object *
-string_or_null (const char *s)
-{
-  return s ? json_object_new_string (s) : NULL;
-}
-
 char *
 boxer_store_image_json (const struct boxer_image_config *cfg, const char *digest, int64_t size)
 {
@@ -216,13 +201,13 @@ boxer_store_image_json (const struct boxer_image_config *cfg, const char *digest
 
   json_object_object_add (o, "schemaVersion", json_object_new_int (IMAGE_JSON_VERSION));
   json_object_object_add (o, "digest", json_object_new_string (digest));
-  json_object_object_add (o, "architecture", string_or_null (cfg->architecture));
-  json_object_object_add (o, "os", string_or_null (cfg->os));
-  json_object_object_add (o, "env", strv_to_json (cfg->env));
-  json_object_object_add (o, "entrypoint", strv_to_json (cfg->entrypoint));
-  json_object_object_add (o, "cmd", strv_to_json (cfg->cmd));
-  json_object_object_add (o, "workdir", string_or_null (cfg->workdir));
-  json_object_object_add (o, "user", string_or_null (cfg->user));
+  json_object_object_add (o, "architecture", boxer_json_string_or_null (cfg->architecture));
+  json_object_object_add (o, "os", boxer_json_string_or_null (cfg->os));
+  json_object_object_add (o, "env", boxer_json_strv (cfg->env));
+  json_object_object_add (o, "entrypoint", boxer_json_strv (cfg->entrypoint));
+  json_object_object_add (o, "cmd", boxer_json_strv (cfg->cmd));
+  json_object_object_add (o, "workdir", boxer_json_string_or_null (cfg->workdir));
+  json_object_object_add (o, "user", boxer_json_string_or_null (cfg->user));
   json_object_object_add (o, "size", json_object_new_int64 (size));
   r = xasprintf ("%s\n", json_object_to_json_string_ext (o, JSON_C_TO_STRING_PRETTY
                                                                 | JSON_C_TO_STRING_SPACED
@@ -378,52 +363,24 @@ count_file (struct size_walk *w, const struct stat *st)
 }
 
 static int
-walk_size (struct size_walk *w, int dfd, struct boxer_error **err)
+size_visit (int parentfd, const char *name, const struct stat *st, enum boxer_walk_event ev,
+            void *data, struct boxer_error **err)
 {
-  cleanup_dir DIR *d = NULL;
-  struct dirent *de;
-  int fd = fcntl (dfd, F_DUPFD_CLOEXEC, 0);
-
-  if (fd < 0 || (d = fdopendir (fd)) == NULL)
-    {
-      if (fd >= 0)
-        close (fd);
-      return boxer_error_errno (err, errno, "open a directory of the rootfs");
-    }
-  while ((errno = 0, de = readdir (d)) != NULL)
-    {
-      struct stat st;
-      cleanup_close int sub = -1;
-
-      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
-        continue;
-      if (fstatat (dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-        return boxer_error_errno (err, errno, "stat '%s' in the rootfs", de->d_name);
-      if (S_ISREG (st.st_mode))
-        count_file (w, &st);
-      if (!S_ISDIR (st.st_mode))
-        continue;
-      sub = openat (dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (sub < 0)
-        return boxer_error_errno (err, errno, "open '%s' in the rootfs", de->d_name);
-      if (walk_size (w, sub, err) < 0)
-        return -1;
-    }
-  if (errno)
-    return boxer_error_errno (err, errno, "read a directory of the rootfs");
+  (void) parentfd;
+  (void) name;
+  (void) err;
+  if (ev == BOXER_WALK_FILE && S_ISREG (st->st_mode))
+    count_file (data, st);
   return 0;
 }
 
+/* Bytes of the regular files under path, each inode once.  */
 static int
 tree_size (const char *path, int64_t *out, struct boxer_error **err)
 {
   struct size_walk w = { NULL, 0 };
-  cleanup_close int fd = open (path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  int r;
+  int r = boxer_walk_at (AT_FDCWD, path, false, size_visit, &w, err);
 
-  if (fd < 0)
-    return boxer_error_errno (err, errno, "open '%s'", path);
-  r = walk_size (&w, fd, err);
   tdestroy (w.seen, free);
   *out = w.total;
   return r;
@@ -468,7 +425,7 @@ unpack_layers (const struct boxer_store_source *src, const char *rootfs, struct 
     {
       cleanup_close int fd = -1;
       if (src->open_layer (src->data, i, &fd, err) < 0
-          || boxer_layer_apply_counted (rootfs, fd, src->limits, &usage, err) < 0)
+          || boxer_unpack_layer (rootfs, fd, src->limits, &usage, err) < 0)
         return boxer_error_wrap (err, "layer %zu of %zu", i + 1, src->n_layers);
     }
   return 0;
@@ -521,6 +478,30 @@ unpack_and_rename (struct boxer_store *store, const struct boxer_store_source *s
   return r;
 }
 
+#define LOCK_POLL_MS 100
+
+/* The digest's publish lock, waiting for another publisher no later than
+   deadline_ms (0: without end).  */
+static int
+lock_until (const char *lock, int64_t deadline_ms, struct boxer_error **err)
+{
+  if (deadline_ms == 0)
+    return boxer_lock_path (lock, LOCK_EX, err);
+  for (;;)
+    {
+      struct timespec ts = { 0, LOCK_POLL_MS * 1000000L };
+      int fd = boxer_lock_path (lock, LOCK_EX | LOCK_NB, err);
+
+      if (fd >= 0 || (err && *err))
+        return fd;
+      if (boxer_now_ms () >= deadline_ms)
+        return boxer_error_make (err, BOXER_ERR_BUSY,
+                                 "another pull of this image is still unpacking it and did not "
+                                 "finish within pull_timeout_secs; try again later");
+      nanosleep (&ts, NULL);
+    }
+}
+
 int
 boxer_store_publish (struct boxer_store *store, const struct boxer_store_source *src,
                      struct boxer_error **err)
@@ -531,7 +512,7 @@ boxer_store_publish (struct boxer_store *store, const struct boxer_store_source 
   if (!boxer_digest_is_valid (src->digest))
     return boxer_error_make (err, BOXER_ERR_INVALID, "image digest is not a sha256 digest");
   lock = xasprintf ("%s/locks/%s.lock", store->dir, src->digest + 7);
-  lockfd = boxer_lock_path (lock, LOCK_EX, err);
+  lockfd = lock_until (lock, src->deadline_ms, err);
   if (lockfd < 0)
     return -1;
   /* Another worker may have published it while we waited.  */

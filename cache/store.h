@@ -63,6 +63,8 @@ struct boxer_store_source
   void *data;
   const struct boxer_layer_limits *limits;   /* over all layers; NULL: defaults */
   boxer_store_prepare_fn prepare;            /* NULL: nothing to prepare */
+  int64_t deadline_ms;  /* boxer_now_ms () after which waiting for another publisher of
+                           the digest fails with BOXER_ERR_BUSY; 0: wait as long as it takes */
 };
 
 /* Publish src->digest unless it is already: under the digest's lock,

@@ -5,6 +5,8 @@
 #include <json-c/json.h>
 #include <limits.h>
 #include <math.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <pwd.h>
 #include <stddef.h>
 #include <sys/stat.h>
@@ -40,6 +42,7 @@ enum entry_type
   T_REGISTRIES,         /* an object of registry_table objects keyed by registry host */
   T_STRV,               /* an array of at most max non-empty strings (char **) */
   T_PORTS,              /* an array of at most max ports 1..65535 (int *, 0-terminated) */
+  T_API_KEYS,           /* an array of api_key_table objects */
 };
 
 struct entry
@@ -55,6 +58,7 @@ struct entry
 #define LIMIT(n, t, field, lo, hi) { n, t, offsetof (struct boxer_limits, field), lo, hi, NULL }
 #define CHOICE(n, field, list) { n, T_CHOICE, offsetof (struct boxer_config, field), 0, 0, list }
 #define REGISTRY(n, t, field) { n, t, offsetof (struct boxer_registry_config, field), 0, 0, NULL }
+#define KEY(n, t, field, lo, hi) { n, t, offsetof (struct boxer_api_key, field), lo, hi, NULL }
 
 /* Indexed by enum boxer_pull_policy.  */
 static const char *const pull_policies[] = { "if-not-present", "always", "never", NULL };
@@ -65,12 +69,16 @@ static const struct entry config_table[] = {
   ENTRY ("platform", T_STRING, platform, 0, 0),
   ENTRY ("listen_addr", T_STRING, listen_addr, 0, 0),
   ENTRY ("ignore_cgroups", T_BOOL, ignore_cgroups, 0, 0),
-  ENTRY ("output_limit_bytes", T_INT, output_limit_bytes, 1024, 1073741824),
+  /* Both streams travel base64 in one protocol frame (executor/protocol.h).  */
+  ENTRY ("output_limit_bytes", T_INT, output_limit_bytes, 1024, 536870912),
   ENTRY ("upload_limit_bytes", T_INT, upload_limit_bytes, 1024, 17179869184.0),
   ENTRY ("outputs_limit_bytes", T_INT, outputs_limit_bytes, 1024, 1073741824),
   ENTRY ("outputs_limit_files", T_INT, outputs_limit_files, 1, 100000),
   ENTRY ("runs_ttl_secs", T_INT, runs_ttl_secs, 1, 31536000),
   ENTRY ("files_ttl_secs", T_INT, files_ttl_secs, 1, 31536000),
+  ENTRY ("files_budget_bytes", T_INT, files_budget_bytes, 0, 9007199254740992.0),
+  ENTRY ("runs_budget_bytes", T_INT, runs_budget_bytes, 0, 9007199254740992.0),
+  ENTRY ("min_free_bytes", T_INT, min_free_bytes, 0, 9007199254740992.0),
   ENTRY ("defaults", T_LIMITS, defaults, 0, 0),
   ENTRY ("max_limits", T_LIMITS, max_limits, 0, 0),
   ENTRY ("registries", T_REGISTRIES, registries, 0, 0),
@@ -78,11 +86,23 @@ static const struct entry config_table[] = {
   CHOICE ("pull_policy", pull_policy, pull_policies),
   ENTRY ("images_budget_bytes", T_INT, images_budget_bytes, 0, 9007199254740992.0),
   ENTRY ("registry_timeout_secs", T_INT, registry_timeout_secs, 1, 3600),
+  ENTRY ("pull_timeout_secs", T_INT, pull_timeout_secs, 1, 86400),
+  ENTRY ("allowed_registries", T_STRV, allowed_registries, 0, 256),
+  ENTRY ("image_max_bytes", T_INT, image_max_bytes, 1048576, 9007199254740992.0),
+  ENTRY ("image_max_entries", T_INT, image_max_entries, 16, 100000000),
+  ENTRY ("image_max_depth", T_INT, image_max_depth, 4, 1024),
+  ENTRY ("image_max_path_bytes", T_INT, image_max_path_bytes, 64, 2047),
   ENTRY ("sandbox_subnet", T_STRING, sandbox_subnet, 0, 0),
   ENTRY ("dns_servers", T_STRV, dns_servers, 0, 3),
   ENTRY ("sandbox_deny_ranges", T_STRV, sandbox_deny_ranges, 0, 256),
   ENTRY ("sandbox_host_allow", T_PORTS, sandbox_host_allow, 0, 64),
   ENTRY ("allow_host_network", T_BOOL, allow_host_network, 0, 0),
+  ENTRY ("executor_socket", T_STRING, executor_socket, 0, 0),
+  ENTRY ("worker_user", T_STRING, worker_user, 0, 0),
+  ENTRY ("max_concurrent_runs", T_INT, max_concurrent_runs, 0, 4096),
+  ENTRY ("max_queued_runs", T_INT, max_queued_runs, 0, 65536),
+  ENTRY ("queue_timeout_secs", T_INT, queue_timeout_secs, 1, 3600),
+  ENTRY ("api_keys", T_API_KEYS, api_keys, 0, 1024),
   { NULL, 0, 0, 0, 0, NULL },
 };
 
@@ -92,6 +112,15 @@ static const struct entry registry_table[] = {
   REGISTRY ("insecure", T_BOOL, insecure),
   REGISTRY ("username", T_STRING, username),
   REGISTRY ("password", T_STRING, password),
+  { NULL, 0, 0, 0, 0, NULL },
+};
+
+/* The fields of one api_keys entry; "name", "sha256" and "allow_network"
+   are read by set_api_keys () itself.  */
+static const struct entry api_key_table[] = {
+  KEY ("max_concurrent_runs", T_INT, max_concurrent_runs, 1, 4096),
+  KEY ("max_limits", T_LIMITS, max_limits, 0, 0),
+  KEY ("allow_images", T_BOOL, allow_images, 0, 0),
   { NULL, 0, 0, 0, 0, NULL },
 };
 
@@ -128,6 +157,9 @@ boxer_config_init_defaults (struct boxer_config *cfg)
   cfg->outputs_limit_files = 1000;
   cfg->runs_ttl_secs = 3600;
   cfg->files_ttl_secs = 3600;
+  cfg->files_budget_bytes = 2LL * 1024 * 1024 * 1024;
+  cfg->runs_budget_bytes = 2LL * 1024 * 1024 * 1024;
+  cfg->min_free_bytes = 256LL * 1024 * 1024;
   cfg->defaults = (struct boxer_limits) {
     .cpu_cores = 1.0, .memory_mb = 256, .wall_clock_secs = 30, .pids_limit = 64, .nofile = 256,
   };
@@ -137,8 +169,16 @@ boxer_config_init_defaults (struct boxer_config *cfg)
   };
   cfg->image_platform = xstrdup (HOST_PLATFORM);
   cfg->pull_policy = BOXER_PULL_IF_NOT_PRESENT;
-  cfg->images_budget_bytes = 0;
+  /* Sized from the disk when the cache opens (cache.c).  */
+  cfg->images_budget_bytes = -1;
   cfg->registry_timeout_secs = 30;
+  cfg->pull_timeout_secs = 900;
+  cfg->allowed_registries = NULL;
+  /* As cache/layer.h: far above real images, far below a bomb.  */
+  cfg->image_max_bytes = 16LL * 1024 * 1024 * 1024;
+  cfg->image_max_entries = 1000000;
+  cfg->image_max_depth = 128;
+  cfg->image_max_path_bytes = 1024;
   /* Private, and far from the 10.0.0.0/24-ish ranges LANs and clouds use.  */
   cfg->sandbox_subnet = xstrdup ("10.200.0.0/16");
   cfg->dns_servers = boxer_strv_dup ((char *[]) { (char *) "8.8.8.8", (char *) "8.8.4.4", NULL });
@@ -151,6 +191,35 @@ boxer_config_init_defaults (struct boxer_config *cfg)
     (char *) "192.168.0.0/16", (char *) "224.0.0.0/4", (char *) "240.0.0.0/4", NULL });
   cfg->sandbox_host_allow = xmalloc0 (sizeof *cfg->sandbox_host_allow);
   cfg->allow_host_network = false;
+  cfg->executor_socket = NULL;
+  cfg->worker_user = NULL;
+  cfg->max_concurrent_runs = 0;
+  cfg->max_queued_runs = 0;
+  cfg->queue_timeout_secs = 60;
+}
+
+char *
+boxer_config_executor_socket (const struct boxer_config *cfg)
+{
+  return cfg->executor_socket ? xstrdup (cfg->executor_socket)
+                              : xasprintf ("%s/executor.sock", cfg->home);
+}
+
+int64_t
+boxer_config_max_concurrent_runs (const struct boxer_config *cfg)
+{
+  long cores = sysconf (_SC_NPROCESSORS_ONLN);
+
+  if (cfg->max_concurrent_runs > 0)
+    return cfg->max_concurrent_runs;
+  return 2 * (cores > 0 ? cores : 1);
+}
+
+int64_t
+boxer_config_max_queued_runs (const struct boxer_config *cfg)
+{
+  return cfg->max_queued_runs > 0 ? cfg->max_queued_runs
+                                  : 4 * boxer_config_max_concurrent_runs (cfg);
 }
 
 static int set_entries (const struct entry *table, void *base, const char *prefix,
@@ -370,6 +439,200 @@ boxer_config_registry (const struct boxer_config *cfg, const char *host)
   return NULL;
 }
 
+void
+boxer_api_key_hash_hex (const char *secret, size_t len, char out[65])
+{
+  unsigned char md[32];
+  unsigned int n = 0;
+
+  if (EVP_Digest (secret, len, md, &n, EVP_sha256 (), NULL) != 1 || n != 32)
+    abort ();
+  for (size_t i = 0; i < 32; i++)
+    snprintf (out + 2 * i, 3, "%02x", md[i]);
+}
+
+const struct boxer_api_key *
+boxer_config_find_key (const struct boxer_config *cfg, const char *secret, size_t len)
+{
+  const struct boxer_api_key *found = NULL;
+  unsigned char md[32];
+  unsigned int n = 0;
+
+  if (EVP_Digest (secret, len, md, &n, EVP_sha256 (), NULL) != 1 || n != 32)
+    abort ();
+  /* Every key is compared, each in constant time: how long the answer
+     takes says nothing about which key came close.  */
+  for (size_t i = 0; i < cfg->n_api_keys; i++)
+    if (CRYPTO_memcmp (md, cfg->api_keys[i].sha256, sizeof md) == 0)
+      found = &cfg->api_keys[i];
+  OPENSSL_cleanse (md, sizeof md);
+  return found;
+}
+
+const struct boxer_api_key *
+boxer_config_key_by_name (const struct boxer_config *cfg, const char *name)
+{
+  for (size_t i = 0; i < cfg->n_api_keys; i++)
+    if (strcmp (cfg->api_keys[i].name, name) == 0)
+      return &cfg->api_keys[i];
+  return NULL;
+}
+
+static bool
+key_name_is_valid (const char *s, size_t len)
+{
+  if (len == 0 || len > BOXER_API_KEY_NAME_MAX || strlen (s) != len)
+    return false;
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')
+          || strchr ("_.-", *s)))
+      return false;
+  return true;
+}
+
+static int
+hex_digit (char c)
+{
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+static void
+api_keys_release (struct boxer_api_key *keys, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    free (keys[i].name);
+  free (keys);
+}
+
+/* One api_keys entry: the fields the table does not know, then the table's.  */
+static int
+set_api_key (struct boxer_api_key *key, const char *name, json_object *obj,
+             struct boxer_error **err)
+{
+  cleanup_free char *sub_name = NULL;
+  json_object *rest, *v;
+
+  if (!json_object_is_type (obj, json_type_object))
+    return boxer_error_make (err, BOXER_ERR_INVALID,
+                             "config: '%s' must be an object with 'name' and 'sha256'", name);
+  if (!json_object_object_get_ex (obj, "name", &v) || !json_object_is_type (v, json_type_string)
+      || !key_name_is_valid (json_object_get_string (v), json_object_get_string_len (v)))
+    return boxer_error_make (err, BOXER_ERR_INVALID,
+                             "config: '%s.name' must be 1 to %d characters of letters, digits, "
+                             "'_', '.' and '-'",
+                             name, BOXER_API_KEY_NAME_MAX);
+  key->name = xstrdup (json_object_get_string (v));
+  if (!json_object_object_get_ex (obj, "sha256", &v) || !json_object_is_type (v, json_type_string)
+      || json_object_get_string_len (v) != 64)
+    goto bad_hash;
+  for (size_t i = 0; i < 32; i++)
+    {
+      const char *h = json_object_get_string (v) + 2 * i;
+      int hi = hex_digit (h[0]), lo = hex_digit (h[1]);
+      if (hi < 0 || lo < 0)
+        goto bad_hash;
+      key->sha256[i] = (unsigned char) (hi * 16 + lo);
+    }
+  if (json_object_object_get_ex (obj, "allow_network", &v))
+    {
+      if (!json_object_is_type (v, json_type_array))
+        goto bad_network;
+      for (size_t i = 0; i < json_object_array_length (v); i++)
+        {
+          json_object *m = json_object_array_get_idx (v, i);
+          const char *mode = json_object_is_type (m, json_type_string) ? json_object_get_string (m)
+                                                                      : "";
+          if (strcmp (mode, "sandbox") == 0)
+            key->allow_network_sandbox = true;
+          else if (strcmp (mode, "host") == 0)
+            key->allow_network_host = true;
+          else if (strcmp (mode, "none") != 0)
+            goto bad_network;
+        }
+    }
+
+  /* The rest goes through the table, which refuses unknown fields.  */
+  rest = json_object_new_object ();
+  json_object_object_foreach (obj, k, val)
+    if (strcmp (k, "name") != 0 && strcmp (k, "sha256") != 0 && strcmp (k, "allow_network") != 0)
+      json_object_object_add (rest, k, json_object_get (val));
+  sub_name = xasprintf ("%s", name);
+  {
+    int r = set_entries (api_key_table, key, sub_name, rest, err);
+    json_object_put (rest);
+    return r;
+  }
+
+bad_hash:
+  return boxer_error_make (err, BOXER_ERR_INVALID,
+                           "config: '%s.sha256' must be the 64 hex digits of the key's SHA-256 "
+                           "(boxer-fcgi --hash-key prints it), never the key itself",
+                           name);
+bad_network:
+  return boxer_error_make (err, BOXER_ERR_INVALID,
+                           "config: '%s.allow_network' must be an array of \"none\", \"sandbox\" "
+                           "and \"host\"",
+                           name);
+}
+
+/* "api_keys": [{"name", "sha256", ...}, ...].  A later file's array
+   replaces the whole list.  */
+static int
+set_api_keys (struct boxer_config *cfg, const struct entry *e, const char *name,
+              json_object *val, struct boxer_error **err)
+{
+  struct boxer_api_key *keys;
+  size_t n;
+
+  if (!json_object_is_type (val, json_type_array))
+    return boxer_error_make (err, BOXER_ERR_INVALID,
+                             "config: '%s' must be an array of key objects", name);
+  n = json_object_array_length (val);
+  if (n > e->max)
+    return boxer_error_make (err, BOXER_ERR_INVALID, "config: '%s' holds more than %.0f entries",
+                             name, e->max);
+  keys = xmalloc0 ((n + 1) * sizeof *keys);
+  for (size_t i = 0; i < n; i++)
+    {
+      cleanup_free char *sub_name = xasprintf ("%s[%zu]", name, i);
+      if (set_api_key (&keys[i], sub_name, json_object_array_get_idx (val, i), err) < 0)
+        goto fail;
+      for (size_t j = 0; j < i; j++)
+        {
+          if (strcmp (keys[j].name, keys[i].name) == 0)
+            {
+              boxer_error_make (err, BOXER_ERR_INVALID,
+                                "config: '%s.name' is '%s' again; names must differ (they own "
+                                "runs and files)",
+                                sub_name, keys[i].name);
+              goto fail;
+            }
+          if (memcmp (keys[j].sha256, keys[i].sha256, 32) == 0)
+            {
+              boxer_error_make (err, BOXER_ERR_INVALID,
+                                "config: '%s.sha256' is the hash of key '%s' too; give each "
+                                "client a key of its own",
+                                sub_name, keys[j].name);
+              goto fail;
+            }
+        }
+    }
+  api_keys_release (cfg->api_keys, cfg->n_api_keys);
+  cfg->api_keys = keys;
+  cfg->n_api_keys = n;
+  return 0;
+
+fail:
+  api_keys_release (keys, n);
+  return -1;
+}
+
 /* "os/arch" or "os/arch/variant", each part lower-case letters, digits
    and '_'.  */
 static int
@@ -497,6 +760,11 @@ set_entries (const struct entry *table, void *base, const char *prefix, json_obj
           if (set_ports (e, field, name, val, err) < 0)
             return -1;
           break;
+
+        case T_API_KEYS:
+          if (set_api_keys (base, e, name, val, err) < 0)
+            return -1;
+          break;
         }
     }
   return 0;
@@ -520,6 +788,34 @@ check_defaults_within_max (const struct boxer_config *cfg, struct boxer_error **
   return 0;
 }
 
+/* A key's max_limits: what it left out is the config's; what it sets may
+   not exceed the config's (a key narrows the service, never widens it).
+   Unset fields are 0, below every floor.  */
+static int
+check_key_limits (struct boxer_config *cfg, struct boxer_error **err)
+{
+  for (size_t i = 0; i < cfg->n_api_keys; i++)
+    for (const struct entry *e = limits_table; e->name; e++)
+      {
+        void *k = (char *) &cfg->api_keys[i].max_limits + e->offset;
+        const void *m = (const char *) &cfg->max_limits + e->offset;
+        bool is_double = e->type == T_DOUBLE;
+        bool unset = is_double ? *(double *) k == 0 : *(int64_t *) k == 0;
+        bool over = is_double ? *(double *) k > *(const double *) m
+                              : *(int64_t *) k > *(const int64_t *) m;
+        if (unset && is_double)
+          *(double *) k = *(const double *) m;
+        else if (unset)
+          *(int64_t *) k = *(const int64_t *) m;
+        else if (over)
+          return boxer_error_make (err, BOXER_ERR_INVALID,
+                                   "config: 'api_keys[%zu].max_limits.%s' is above "
+                                   "'max_limits.%s'; a key can only narrow the service's limits",
+                                   i, e->name, e->name);
+      }
+  return 0;
+}
+
 static int
 expand_home (struct boxer_config *cfg, struct boxer_error **err)
 {
@@ -539,6 +835,15 @@ expand_home (struct boxer_config *cfg, struct boxer_error **err)
   if (cfg->home[0] != '/')
     return boxer_error_make (err, BOXER_ERR_INVALID,
                              "config: 'home' must be an absolute path, got '%s'", cfg->home);
+  {
+    /* A unix socket's path has room for 107 bytes.  */
+    cleanup_free char *sock = boxer_config_executor_socket (cfg);
+    if (sock[0] != '/' || strlen (sock) > 107)
+      return boxer_error_make (err, BOXER_ERR_INVALID,
+                               "config: the executor's socket '%s' must be an absolute path of at "
+                               "most 107 bytes; set 'executor_socket' (or a shorter 'home')",
+                               sock);
+  }
   return 0;
 }
 
@@ -592,7 +897,8 @@ boxer_config_parse (struct boxer_config *cfg, const char *json, size_t len,
   json_object_put (root);
   if (r < 0)
     return -1;
-  if (expand_home (cfg, err) < 0 || check_image_platform (cfg, err) < 0)
+  if (expand_home (cfg, err) < 0 || check_image_platform (cfg, err) < 0
+      || check_key_limits (cfg, err) < 0)
     return -1;
   return check_defaults_within_max (cfg, err);
 }
@@ -654,8 +960,12 @@ boxer_config_release (struct boxer_config *cfg)
   free (cfg->registries);
   free (cfg->image_platform);
   free (cfg->sandbox_subnet);
+  free (cfg->executor_socket);
+  free (cfg->worker_user);
   boxer_strv_free (cfg->dns_servers);
   boxer_strv_free (cfg->sandbox_deny_ranges);
+  boxer_strv_free (cfg->allowed_registries);
   free (cfg->sandbox_host_allow);
+  api_keys_release (cfg->api_keys, cfg->n_api_keys);
   memset (cfg, 0, sizeof *cfg);
 }

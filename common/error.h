@@ -32,6 +32,9 @@ enum boxer_error_category
   BOXER_ERR_REGISTRY,           /* 502 registry_error */
   BOXER_ERR_BUSY,               /* 503 busy */
   BOXER_ERR_RUNTIME,            /* 503 runtime_unavailable */
+  BOXER_ERR_NO_SPACE,           /* 503 busy: a disk budget or floor (Retry-After: 60) */
+  BOXER_ERR_UNAUTHORIZED,       /* 401 unauthorized (WWW-Authenticate: Bearer) */
+  BOXER_ERR_TOO_MANY,           /* 429 too_many_requests: the key's own bound (Retry-After: 1) */
 };
 
 struct boxer_error

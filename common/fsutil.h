@@ -4,12 +4,52 @@
 #define BOXER_COMMON_FSUTIL_H
 
 #include <stdbool.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "error.h"
 
 /* Create path and missing parents; existing directories are fine.  */
 int boxer_mkdir_p (const char *path, mode_t mode, struct boxer_error **err);
+
+/* Walking a tree someone else wrote.  The walk is iterative and holds at
+   most BOXER_WALK_OPEN_DIRS + 2 fds however deep the tree is: directories
+   deeper than that are closed on the way down and reopened through ".."
+   on the way up, checked to be the same directory (device and inode), so
+   a tree changed meanwhile stops the walk with an error instead of
+   leading it elsewhere.  Symlinks are never followed.  */
+#define BOXER_WALK_OPEN_DIRS 32
+
+enum boxer_walk_event
+{
+  BOXER_WALK_FILE,      /* anything but a directory */
+  BOXER_WALK_DIR_PRE,   /* a directory, before its children; return 1 to skip them */
+  BOXER_WALK_DIR_POST,  /* a directory, after its children */
+};
+
+/* parentfd is the directory holding name; st its lstat.  Return < 0 (with
+   *err set) to stop the walk.  */
+typedef int (*boxer_walk_fn) (int parentfd, const char *name, const struct stat *st,
+                              enum boxer_walk_event ev, void *data, struct boxer_error **err);
+
+/* Walk name under dirfd (AT_FDCWD allowed) and everything below it.
+   destructive: the callback removes what it visits, so a directory that
+   had to be reopened is read again from its start instead of from where
+   the walk was (a position that deletions may have moved).  */
+int boxer_walk_at (int dirfd, const char *name, bool destructive, boxer_walk_fn fn, void *data,
+                   struct boxer_error **err);
+
+/* Create path (and parents) if missing, and make sure it is a directory
+   of ours that only we can enter: owned by our euid (refused otherwise:
+   someone else's directory is not ours to take over) and mode 0700
+   (enforced, whatever it was).  */
+int boxer_ensure_private_dir (const char *path, struct boxer_error **err);
+
+/* BOXER_ERR_NO_SPACE, naming min_free_bytes, when the file system
+   holding path has less than floor bytes free for us; what says what was
+   refused ("uploads", ...).  */
+int boxer_check_free_space (const char *path, int64_t floor, const char *what,
+                            struct boxer_error **err);
 
 /* Remove name under dirfd (AT_FDCWD allowed) and everything below it,
    without following symlinks and regardless of the tree's permissions.

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Print the path of a runsc Boxer can use: an adequate one already on PATH
 # (built from August 2024 or later), else the pinned one, built from gVisor's
-# Go-buildable module on first use.  --build skips the PATH lookup.
+# Go-buildable module on first use.  --build skips the PATH lookup;
+# --cached never builds (exit 1 when a build would be needed).
 #
 # Why build at all: Debian's runsc (bookworm and bookworm-backports) predates
 # August 2024 and refuses --network=sandbox on current kernels because it
@@ -37,6 +38,7 @@ if [ -x "$out" ]; then
 	echo "$out"
 	exit 0
 fi
+[ "${1:-}" != --cached ] || exit 1
 
 # Go from PATH, else where the Go tarball or Debian's golang-1.NN-go put it.
 if ! command -v go >/dev/null 2>&1; then

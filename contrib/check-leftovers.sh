@@ -12,6 +12,12 @@ if ps -eo args= | grep -E 'runsc-(sandbox|gofer)' | grep -qv grep; then found=1;
 for d in /sys/fs/cgroup/*/boxer-*; do
 	[ -e "$d" ] && say "cgroup $d"
 done
+# cgroup v2: below the cgroup of the service that made them (executor/cgroup.h).
+if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
+	for d in $(find /sys/fs/cgroup -type d -path '*/runs/boxer-*' -prune 2>/dev/null); do
+		say "cgroup $d"
+	done
+fi
 for d in "${TMPDIR:-/tmp}"/boxer-it-*; do
 	[ -e "$d" ] && say "test directory $d"
 done
@@ -32,13 +38,14 @@ done
 netns=$(awk '$9 == "nsfs" && $5 ~ /\/netns\/r_[0-9a-f]+$/ { print $5 }' /proc/self/mountinfo)
 for m in $netns; do say "network namespace $m"; done
 if command -v nft >/dev/null 2>&1; then
-	# Instance ids of the homes of running boxer-fcgi processes.
+	# Instance ids of the homes of running boxer-executor processes (the
+	# owners of the firewall tables).
 	running=$(python3 - <<'EOF'
 import json, os
 for pid in filter(str.isdigit, os.listdir("/proc")):
     try:
         argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
-        if not argv[0].endswith(b"boxer-fcgi"):
+        if not argv[0].endswith(b"boxer-executor"):
             continue
         env = dict(e.split(b"=", 1) for e in open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
                    if b"=" in e)

@@ -6,8 +6,22 @@
 # lists the project files it links besides common/.  Seeds come from
 # tests/fuzz/corpus/<name>/; new inputs and crashes go to a temporary
 # directory that is removed unless something crashed.
+#
+# contrib/fuzz.sh --api [SECONDS] fuzzes the HTTP API instead: schemathesis
+# from openapi.yaml against a real stack (tests/openapi/test_fuzz.py) with a
+# fresh random seed, for SECONDS (default 600).  contrib/test.sh runs that
+# test with a fixed seed and derandomized generation, so that its verdict
+# never depends on luck; this is the long random search beside it.  The
+# seed is printed; BOXER_FUZZ_SEED=N replays it.
 set -eu
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = --api ]; then
+	BOXER_FUZZ_RANDOM=1 BOXER_FUZZ_SECONDS=${2:-600}
+	export BOXER_FUZZ_RANDOM BOXER_FUZZ_SECONDS
+	BOXER_RUNSC=${BOXER_RUNSC:-$(contrib/build-runsc.sh)}
+	export BOXER_RUNSC
+	exec "$(contrib/python-env.sh)" -m pytest -rA -p no:cacheprovider tests/openapi/test_fuzz.py
+fi
 secs=${1:-30}
 [ $# -gt 0 ] && shift
 targets=${*:-$(ls tests/fuzz/fuzz_*.c | sed 's|.*/fuzz_||; s|\.c$||')}
@@ -40,6 +54,8 @@ for t in $targets; do
 		tail -n 40 "$work/$t.log" >&2
 		keep=1 status=1
 	else
+		# Coverage (cov: edges) and exec/s, so that runs and targets can be compared.
+		grep -E '^#[0-9]+[[:space:]]+DONE' "$work/$t.log" | tail -n 1
 		grep -E '^stat::number_of_executed_units|^stat::new_units_added' "$work/$t.log" | tr '\n' ' '
 		echo
 	fi

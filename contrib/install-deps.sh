@@ -3,12 +3,16 @@
 #
 #   contrib/install-deps.sh           # install what is missing (as root)
 #   contrib/install-deps.sh --check   # only list what is missing; exit 1 if any
+#   contrib/install-deps.sh --list    # print every package a fresh Debian 12
+#                                     # needs, one a line (contrib/test-vm.sh
+#                                     # puts them into its guest image)
 #
 # Idempotent and quiet: when everything is present it prints nothing and
 # does not touch the network. Packages come from the host's configured apt
 # sources; `apt-get update` runs only when something must be installed.
 #
-# Go is the exception: runsc must be built with Go 1.22 or later
+# Go is the exception, and is needed only when runsc must be built (no
+# usable runsc on PATH or in contrib/build-runsc.sh's cache): runsc must be built with Go 1.22 or later
 # (contrib/build-runsc.sh) and Debian 12's golang-go is 1.19, so golang-go
 # is never installed. A `go` on
 # PATH that is new enough is used as it is; otherwise the newest
@@ -16,8 +20,9 @@
 # bookworm-backports, when the host has it configured); otherwise we stop
 # and say what is needed.
 #
-# Not installed on purpose: apache2 (contrib/apache/boxer.conf is shipped for
-# operators who use it, not tested here) and runsc (built, see above).
+# Not installed on purpose: runsc (built, see above), and Debian's apache2
+# service package (apache2-bin, the server and its modules without a system
+# service, is enough for tests/integration/test_apache.py).
 set -eu
 
 # build: compiler, autotools, the libraries the C code links against
@@ -29,6 +34,7 @@ set -eu
 #        mmdebstrap + busybox-static for contrib/images/build-images.sh,
 #        python3-venv for the SDK's venv (contrib/python-env.sh)
 # fuzz:  clang + libclang-rt-14-dev (libFuzzer) for contrib/fuzz.sh
+# apache: apache2-bin for the Apache site's test (contrib/apache/boxer.conf)
 # api:   chromium for the Swagger UI test and npm for contrib/swagger-ui.sh
 #        (tests/openapi)
 PACKAGES='
@@ -42,17 +48,19 @@ mmdebstrap busybox-static skopeo
 docker-registry python3-cryptography
 python3 python3-pytest python3-requests python3-venv
 jq curl
+apache2-bin
 clang libclang-rt-14-dev
 chromium
 '
-# Debian's npm conflicts with a Node.js that brings its own (NodeSource's):
-# only wanted when no npm is there.
-command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES npm"
 GO_MIN_MINOR=22
 
 check_only=0
 case ${1:-} in
 --check) check_only=1 ;;
+--list)
+	echo $PACKAGES npm | tr ' ' '\n'
+	exit 0
+	;;
 "") ;;
 *)
 	sed -n '2,/^set -eu/{/^set -eu/d;s/^# \{0,1\}//;p;}' "$0" >&2
@@ -69,6 +77,10 @@ go_minor() {
 	"$1" env GOVERSION 2>/dev/null | sed -n 's/^go1\.\([0-9][0-9]*\).*/\1/p'
 }
 
+# Debian's npm conflicts with a Node.js that brings its own (NodeSource's):
+# only wanted when no npm is there.
+command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES npm"
+
 missing=
 for p in $PACKAGES; do
 	installed "$p" || missing="$missing $p"
@@ -76,7 +88,9 @@ done
 
 # Go: PATH first, then the usual places a newer Go lives off PATH.
 go_ok=0 go_hint=
-if command -v go >/dev/null 2>&1; then
+if "$(dirname "$0")/build-runsc.sh" --cached >/dev/null 2>&1; then
+	go_ok=1
+elif command -v go >/dev/null 2>&1; then
 	m=$(go_minor "$(command -v go)")
 	[ -n "$m" ] && [ "$m" -ge "$GO_MIN_MINOR" ] && go_ok=1
 fi

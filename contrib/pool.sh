@@ -1,17 +1,22 @@
 #!/bin/sh
-# Start, stop and inspect nginx + the boxer-fcgi pool without systemd, all
-# inside one private directory (the prefix). Used by the quickstart and the
+# Start, stop and inspect a whole private stack without systemd: the
+# executor (boxer-executor, root), the boxer-fcgi pool and nginx, all inside
+# one private directory (the prefix). Used by the quickstart and the
 # integration tests; production uses contrib/systemd/ instead.
 #
 #   contrib/pool.sh start  --prefix DIR [--config FILE] [--workers N]
 #                          [--bin PATH] [--listen ADDR] [--share DIR]
+#                          [--tls-cert FILE --tls-key FILE]
 #   contrib/pool.sh stop   --prefix DIR
 #   contrib/pool.sh status --prefix DIR
 #
 # start renders nginx's config into DIR (contrib/render-config.py), starts
-# `spawn-fcgi -n -s DIR/boxer.sock -- BIN --workers N --config FILE` in a
-# session of its own, starts nginx with DIR as its prefix, and waits until
+# `boxer-executor --config FILE` (found next to BIN), waits until it is ready
+# (it writes DIR/executor.ready once the home is laid out), then
+# `spawn-fcgi -n -s DIR/boxer.sock -- BIN --workers N --config FILE`, each in
+# a session of its own, starts nginx with DIR as its prefix, and waits until
 # GET /health answers 200 (BOXER_POOL_START_TIMEOUT seconds, default 20).
+# With --tls-cert and --tls-key nginx serves HTTPS (render-config.py).
 # nginx serves /openapi.yaml and /swagger/ itself: from DIR of --share (an
 # installed $(datadir)/boxer), else from this checkout, with Swagger UI's
 # files from contrib/swagger-ui.sh (installed with npm on first use).
@@ -20,14 +25,18 @@
 # running, start stops it first: a start always runs the binary, config and
 # worker count it was given, never a leftover.
 #
-# stop asks nginx to finish its requests (QUIT) and the pool to finish its
-# runs (TERM), waits as long as the longest run may take, then kills what is
-# left. Stopping a stopped prefix does nothing. status exits 0 when both are
+# stop asks nginx to finish its requests (QUIT), the pool and the executor
+# to finish their runs (TERM), waits as long as the longest run may take,
+# then kills what is left. Stopping a stopped prefix does nothing. status exits 0 when both are
 # running and healthy, 3 when nothing runs, 1 otherwise.
 #
 # Files in DIR: nginx.conf, boxer-site.conf, boxer.sock, boxer-fcgi.pid,
-# nginx.pid, pool.env (what stop and status need), boxer.log (the pool's
-# stderr), nginx-error.log, access.log, tmp/.
+# boxer-executor.pid, nginx.pid, pool.env (what stop and status need),
+# boxer.log (the pool's stderr), executor.log (the executor's),
+# nginx-error.log, access.log, tmp/.
+#
+# The executor's master restarts its server process if that dies; if the
+# master itself dies, status reports it and the next start replaces it.
 #
 # BIN defaults to $BOXER_FCGI, then ./boxer-fcgi of this checkout, then
 # boxer-fcgi on PATH, then /usr/local/sbin/boxer-fcgi.
@@ -87,28 +96,36 @@ now() { date +%s; }
 # --- commands ------------------------------------------------------------
 
 load_env() {
-	url='' stop_grace=625 pool_started='' nginx_started=''
+	url='' stop_grace=625 pool_started='' nginx_started='' executor_started=''
 	# shellcheck disable=SC1091 # written by start below
 	[ -f "$prefix/pool.env" ] && . "$prefix/pool.env"
+	executor_pid=$(read_pid "$prefix/boxer-executor.pid")
 	pool_pid=$(read_pid "$prefix/boxer-fcgi.pid")
 	nginx_pid=$(read_pid "$prefix/nginx.pid")
 }
 
 do_stop() {
 	load_env
-	p_up=0 n_up=0
+	p_up=0 n_up=0 e_up=0
 	alive "$pool_pid" "$pool_started" && p_up=1
 	alive "$nginx_pid" "$nginx_started" && n_up=1
-	if [ $p_up = 1 ] || [ $n_up = 1 ]; then
-		# Both at once: nginx keeps delivering the responses of the runs the
-		# workers are finishing, and takes no new requests.
+	alive "$executor_pid" "$executor_started" && e_up=1
+	if [ $p_up = 1 ] || [ $n_up = 1 ] || [ $e_up = 1 ]; then
+		# All at once: nginx keeps delivering the responses of the runs the
+		# executor is finishing for the workers, and takes no new requests.
 		[ $n_up = 0 ] || kill -QUIT "$nginx_pid" 2>/dev/null || true
 		[ $p_up = 0 ] || kill -TERM "$pool_pid" 2>/dev/null || true
+		[ $e_up = 0 ] || kill -TERM "$executor_pid" 2>/dev/null || true
 		deadline=$(($(now) + stop_grace))
-		while { alive "$pool_pid" "$pool_started" || alive "$nginx_pid" "$nginx_started"; } &&
+		while { alive "$pool_pid" "$pool_started" || alive "$nginx_pid" "$nginx_started" ||
+			alive "$executor_pid" "$executor_started"; } &&
 			[ "$(now)" -lt "$deadline" ]; do
 			sleep 0.2
 		done
+		if alive "$executor_pid" "$executor_started"; then
+			log "the executor (pid $executor_pid) still runs after ${stop_grace}s; killing it"
+			kill_group "$executor_pid"
+		fi
 		if alive "$pool_pid" "$pool_started"; then
 			log "the pool (pid $pool_pid) still runs after ${stop_grace}s; killing it"
 			kill_group "$pool_pid"
@@ -119,17 +136,19 @@ do_stop() {
 		fi
 		log "stopped ($prefix)"
 	fi
-	rm -f "$prefix/boxer-fcgi.pid" "$prefix/nginx.pid" "$prefix/boxer.sock"
+	rm -f "$prefix/boxer-fcgi.pid" "$prefix/nginx.pid" "$prefix/boxer-executor.pid" \
+		"$prefix/boxer.sock" "$prefix/executor.ready"
 }
 
 # pool.env: what stop and status need to know about this start.
 save_env() {
-	printf 'url=%s\nstop_grace=%s\npool_started=%s\nnginx_started=%s\n' \
-		"$url" "$stop_grace" "$pool_started" "$nginx_started" >"$prefix/pool.env"
+	printf 'url=%s\nstop_grace=%s\npool_started=%s\nnginx_started=%s\nexecutor_started=%s\n' \
+		"$url" "$stop_grace" "$pool_started" "$nginx_started" "$executor_started" \
+		>"$prefix/pool.env"
 }
 
 show_logs() {
-	for f in boxer.log nginx-error.log; do
+	for f in executor.log boxer.log nginx-error.log; do
 		[ -s "$prefix/$f" ] || continue
 		echo "--- last lines of $prefix/$f" >&2
 		tail -n 20 "$prefix/$f" >&2
@@ -156,6 +175,9 @@ do_start() {
 	fi
 	[ -x "$bin" ] && [ -f "$bin" ] || die "no boxer-fcgi binary at '$bin' (build it or pass --bin)"
 	bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+	executor_bin=${BOXER_EXECUTOR:-$(dirname "$bin")/boxer-executor}
+	[ -x "$executor_bin" ] ||
+		die "no boxer-executor next to '$bin' (build it, or set BOXER_EXECUTOR)"
 	if [ -n "$config" ]; then
 		[ -r "$config" ] || die "cannot read config '$config'"
 		config=$(cd "$(dirname "$config")" && pwd)/$(basename "$config")
@@ -166,19 +188,47 @@ do_start() {
 	swagger_ui=$("$here/swagger-ui.sh") || die "cannot install Swagger UI (contrib/swagger-ui.sh)"
 	values=$(python3 "$here/render-config.py" standalone ${config:+--config "$config"} \
 		${listen:+--listen "$listen"} --socket "$prefix/boxer.sock" --prefix "$prefix" \
-		${share:+--share-dir "$share"} --swagger-ui "$swagger_ui") ||
+		${share:+--share-dir "$share"} --swagger-ui "$swagger_ui" \
+		${tls_cert:+--tls-cert "$tls_cert" --tls-key "$tls_key"}) ||
 		die "cannot render the nginx config"
 	url=$(printf '%s\n' "$values" | sed -n 's/^url=//p')
 	stop_grace=$(printf '%s\n' "$values" | sed -n 's/^stop_grace=//p')
-	pool_started='' nginx_started=''
+	pool_started='' nginx_started='' executor_started=''
+
+	# The executor first: workers answer runs and /health through it.
+	setsid=
+	command -v setsid >/dev/null 2>&1 && setsid=setsid
+	rm -f "$prefix/executor.ready"
+	$setsid "$executor_bin" ${config:+--config "$config"} --ready-file "$prefix/executor.ready" \
+		</dev/null >>"$prefix/executor.log" 2>&1 &
+	executor_pid=$!
+	executor_started=$(started "$executor_pid")
+	echo "$executor_pid" >"$prefix/boxer-executor.pid"
+	save_env
+	# The workers only once the executor has laid out the home (what is
+	# theirs in it) and listens.
+	deadline=$(($(now) + ${BOXER_POOL_START_TIMEOUT:-20}))
+	until [ -f "$prefix/executor.ready" ]; do
+		alive "$executor_pid" "$executor_started" ||
+			start_fail "the executor exited during start-up"
+		[ "$(now)" -lt "$deadline" ] || start_fail "the executor was not ready in time"
+		sleep 0.1
+	done
 
 	# -n: spawn-fcgi binds the socket and execs BIN in place, so BIN keeps
 	# our stderr (when spawn-fcgi forks, it points stderr at /dev/null) and
 	# $! is the pool master's pid. setsid detaches it from our terminal and
 	# makes it lead a process group that stop can kill as a whole.
-	setsid=
-	command -v setsid >/dev/null 2>&1 && setsid=setsid
-	$setsid spawn-fcgi -n -s "$prefix/boxer.sock" -M 0666 -- \
+	# The socket is for the web server's workers (www-data on Debian) and
+	# root only; the prefix lets them pass through to it.
+	if [ "$(id -u)" = 0 ] && id www-data >/dev/null 2>&1; then
+		sockperm="-M 0660 -G www-data"
+		chmod 0711 "$prefix"
+	else
+		sockperm="-M 0600"
+	fi
+	# shellcheck disable=SC2086 # the options split on purpose
+	$setsid spawn-fcgi -n -s "$prefix/boxer.sock" $sockperm -- \
 		"$bin" --workers "$workers" ${config:+--config "$config"} \
 		</dev/null >>"$prefix/boxer.log" 2>&1 &
 	pool_pid=$!
@@ -204,7 +254,11 @@ do_start() {
 
 	while :; do
 		alive "$pool_pid" "$pool_started" || start_fail "the pool exited during start-up"
-		code=$(curl -sS -o "$prefix/tmp/health" -w '%{http_code}' --max-time 2 \
+		alive "$executor_pid" "$executor_started" ||
+			start_fail "the executor exited during start-up"
+		# --insecure: our own nginx on this host; its certificate names
+		# the public host name, not the loopback address asked here.
+		code=$(curl -sS --insecure -o "$prefix/tmp/health" -w '%{http_code}' --max-time 2 \
 			"$url/health" 2>/dev/null) || code=000
 		[ "$code" = 200 ] && break
 		if [ "$(now)" -ge "$deadline" ]; then
@@ -213,7 +267,7 @@ do_start() {
 		fi
 		sleep 0.2
 	done
-	log "up at $url (pool pid $pool_pid, nginx pid $nginx_pid, $workers workers, logs in $prefix)"
+	log "up at $url (executor pid $executor_pid, pool pid $pool_pid, nginx pid $nginx_pid, $workers workers, logs in $prefix)"
 }
 
 do_status() {
@@ -231,9 +285,15 @@ do_status() {
 	else
 		echo "nginx: stopped"
 	fi
+	if alive "$executor_pid" "$executor_started"; then
+		echo "executor: running (pid $executor_pid)"
+		up=$((up + 1))
+	else
+		echo "executor: stopped"
+	fi
 	[ "$up" = 0 ] && return 3
-	[ "$up" = 2 ] || st=1
-	code=$(curl -sS --max-time 5 -o "$prefix/tmp/health" -w '%{http_code}' "$url/health" 2>/dev/null) ||
+	[ "$up" = 3 ] || st=1
+	code=$(curl -sS --insecure --max-time 5 -o "$prefix/tmp/health" -w '%{http_code}' "$url/health" 2>/dev/null) ||
 		code=000
 	echo "health: HTTP $code $(head -c 300 "$prefix/tmp/health" 2>/dev/null || true)"
 	[ "$code" = 200 ] || st=1
@@ -245,7 +305,7 @@ do_status() {
 [ $# -ge 1 ] || usage
 cmd=$1
 shift
-prefix='' config='' workers=4 bin='' listen='' share=''
+prefix='' config='' workers=4 bin='' listen='' share='' tls_cert='' tls_key=''
 while [ $# -gt 0 ]; do
 	[ $# -ge 2 ] || usage
 	case $1 in
@@ -255,6 +315,8 @@ while [ $# -gt 0 ]; do
 	--bin) bin=$2 ;;
 	--listen) listen=$2 ;;
 	--share) share=$2 ;;
+	--tls-cert) tls_cert=$2 ;;
+	--tls-key) tls_key=$2 ;;
 	*) usage ;;
 	esac
 	shift 2
@@ -277,6 +339,7 @@ status)
 	[ -d "$prefix" ] || {
 		echo "pool: stopped"
 		echo "nginx: stopped"
+		echo "executor: stopped"
 		exit 3
 	}
 	prefix=$(cd "$prefix" && pwd)

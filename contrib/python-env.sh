@@ -8,7 +8,8 @@
 # A venv made from Debian's /usr/bin/python3 (python3-venv, from
 # contrib/install-deps.sh) at ${BOXER_CACHE:-/var/cache/boxer}/venv, outside
 # the checkout, holding the pinned contrib/requirements-test.txt and this
-# checkout's sdk/python installed in editable mode. It is rebuilt only when
+# checkout's sdk/python installed in editable mode ($BOXER_VENV names another
+# place, for a second checkout tested beside this one). It is rebuilt only when
 # the requirements, sdk/python/pyproject.toml, this script or the checkout's
 # location change (a hash of them is kept in the venv), so a rerun prints the
 # path at once and touches no network. Edits to the SDK's sources need no
@@ -20,7 +21,7 @@ set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
 CACHE=${BOXER_CACHE:-/var/cache/boxer}
-venv=$CACHE/venv
+venv=${BOXER_VENV:-$CACHE/venv}
 PY=/usr/bin/python3
 
 case ${1:-} in
@@ -58,9 +59,9 @@ if fresh; then
 	exit 0
 fi
 
-mkdir -p "$CACHE"
+mkdir -p "$(dirname "$venv")"
 # Two test runs at once would otherwise build the same venv together.
-exec 9>"$CACHE/venv.lock"
+exec 9>"$venv.lock"
 flock 9
 if fresh; then
 	echo "$venv/bin/python"

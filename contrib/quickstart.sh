@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # From a fresh Debian machine to a running Boxer on :8080, as root.
 # Idempotent: every step skips what is already done, and a running pool is
 # restarted with the freshly installed binary.
@@ -8,12 +8,15 @@
 #   127.0.0.1:5000 (contrib/registry.sh), builds the demo images and pushes
 #   them there (Boxer pulls them on first use, like from any registry),
 #   starts nginx + the spawn-fcgi pool, and runs hello world.
-set -eu
+set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CONFIG=${BOXER_CONFIG:-/etc/boxer/config.json}
 PREFIX=${BOXER_RUN_DIR:-/run/boxer}
-WORKERS=${BOXER_WORKERS:-4}
+# Workers only wait on the executor: enough for the default
+# max_concurrent_runs + max_queued_runs (2 + 8 per core) and a few more
+# for quick requests, so that overload meets the executor's fast 503.
+WORKERS=${BOXER_WORKERS:-$((10 * $(nproc) + 4))}
 PYTHON_IMAGE=localhost:5000/boxer/python:3.11
 BUSYBOX_IMAGE=localhost:5000/boxer/busybox:latest
 REGISTRY_DIR=${BOXER_REGISTRY_DIR:-/var/lib/boxer-registry}
@@ -26,6 +29,9 @@ step "dependencies"
 contrib/install-deps.sh
 runsc=$(contrib/build-runsc.sh)
 echo "runsc: $runsc"
+
+# The workers' own user: only boxer-executor runs as root.
+contrib/ensure-user.sh boxer
 
 step "build and install"
 if [ ! -f Makefile ] || [ configure.ac -nt Makefile ] || [ Makefile.am -nt Makefile ]; then
@@ -43,6 +49,7 @@ if [ ! -f "$CONFIG" ]; then
   "home": "/var/lib/boxer",
   "runsc_path": "$runsc",
   "listen_addr": ":8080",
+  "worker_user": "boxer",
   "registries": {"localhost:5000": {"insecure": true}}
 }
 JSON
@@ -57,6 +64,14 @@ if [ "$(jq '.registries["localhost:5000"].insecure' "$CONFIG")" != true ]; then
 	chmod --reference="$CONFIG" "$CONFIG.tmp"
 	mv "$CONFIG.tmp" "$CONFIG"
 	echo "listed localhost:5000 as a plain-HTTP registry in $CONFIG"
+fi
+
+# Workers run as boxer, not root, whatever an older quickstart wrote.
+if [ "$(jq -r '.worker_user // empty' "$CONFIG")" = "" ]; then
+	jq '.worker_user = "boxer"' "$CONFIG" >"$CONFIG.tmp"
+	chmod --reference="$CONFIG" "$CONFIG.tmp"
+	mv "$CONFIG.tmp" "$CONFIG"
+	echo "set worker_user to boxer in $CONFIG"
 fi
 
 step "local registry on 127.0.0.1:5000"

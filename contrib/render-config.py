@@ -3,10 +3,12 @@
 
     render-config.py site       [--config FILE] --socket SOCK [--listen ADDR] [-o FILE]
                                 [--share-dir DIR] [--swagger-ui DIR]
+                                [--tls-cert FILE --tls-key FILE]
     render-config.py standalone [--config FILE] --socket SOCK --prefix DIR
                                 [--listen ADDR] [--daemon on|off]
                                 [--share-dir DIR] [--swagger-ui DIR]
-    render-config.py values     [--config FILE] [--listen ADDR]
+                                [--tls-cert FILE --tls-key FILE]
+    render-config.py values     [--config FILE] [--listen ADDR] [--tls-cert FILE]
 
 site prints the server block (contrib/nginx/boxer.conf.in) for a distro
 nginx. standalone writes DIR/nginx.conf and DIR/boxer-site.conf for an nginx
@@ -15,9 +17,14 @@ prints the values below. values prints KEY=VALUE lines for scripts:
 
     listen        nginx's listen parameter
     url           base URL to reach it from this host, e.g. http://127.0.0.1:8080
+                  (https:// with --tls-cert)
     body_max      client_max_body_size in bytes
     read_timeout  fastcgi_read_timeout in seconds
     stop_grace    seconds a stopping pool may take to finish its runs
+
+With --tls-cert and --tls-key (PEM files nginx reads at start-up), nginx
+terminates TLS on the listen address (TLS 1.2 and 1.3 only) and passes the
+Authorization header, which carries API keys, through to Boxer.
 
 nginx serves GET /openapi.yaml and /swagger/ itself, from static files:
 --share-dir is where `make install` put openapi.yaml and swagger/index.html
@@ -35,6 +42,7 @@ check. Python's standard library only.
 import argparse
 import json
 import os
+import pwd
 import re
 import sys
 
@@ -57,6 +65,19 @@ STOP_MARGIN = 15
 
 class Error(Exception):
     pass
+
+
+def nginx_user_line():
+    """As root, nginx's workers run as Debian's www-data (who alone may
+    reach the FastCGI socket, contrib/pool.sh), never as root; elsewhere
+    they keep the caller's user."""
+    if os.geteuid() != 0:
+        return ""
+    try:
+        pwd.getpwnam("www-data")
+        return "user www-data www-data;"
+    except KeyError:
+        return "user root;"
 
 
 def load_config(path):
@@ -105,12 +126,12 @@ def parse_listen(addr):
     return listen, connect, port
 
 
-def compute(config, listen_override):
+def compute(config, listen_override, tls=False):
     listen, host, port = parse_listen(listen_override or config["listen_addr"])
     wall = config["wall_clock_secs"]
     return {
         "listen": listen,
-        "url": "http://%s:%s" % (host, port),
+        "url": "%s://%s:%s" % ("https" if tls else "http", host, port),
         "body_max": config["upload_limit_bytes"] + BODY_MARGIN,
         "read_timeout": wall + TIMEOUT_MARGIN,
         "stop_grace": wall + 10 + STOP_MARGIN,
@@ -142,6 +163,23 @@ def check_path(name, path):
                     % (name, path))
 
 
+def public_copies(static, prefix):
+    """nginx's www-data workers may not read a checkout under a private
+    directory (root's home): its two small files are served from copies in
+    the prefix instead.  swagger-ui-dist stays where contrib/swagger-ui.sh
+    put it, world-readable."""
+    out = dict(static)
+    os.makedirs(os.path.join(prefix, "static"), mode=0o755, exist_ok=True)
+    for key, name in (("OPENAPI", "openapi.yaml"), ("SWAGGER_PAGE", "index.html")):
+        dest = os.path.join(prefix, "static", name)
+        with open(static[key], "rb") as src, open(dest + ".tmp", "wb") as dst:
+            dst.write(src.read())
+        os.chmod(dest + ".tmp", 0o644)
+        os.replace(dest + ".tmp", dest)
+        out[key] = dest
+    return out
+
+
 def static_paths(share_dir, swagger_ui):
     """The files nginx serves itself: the template's OPENAPI, SWAGGER_PAGE
     and SWAGGER_UI."""
@@ -168,9 +206,30 @@ def static_paths(share_dir, swagger_ui):
     return {"OPENAPI": openapi, "SWAGGER_PAGE": page, "SWAGGER_UI": swagger_ui}
 
 
-def site_text(values, socket, static):
+def tls_lines(cert, key):
+    """The TLS directives of the server block, or a comment without TLS."""
+    if not cert:
+        return ("    # Plain HTTP here: render with --tls-cert/--tls-key, or terminate TLS\n"
+                "    # in a proxy in front that passes Authorization through.")
+    for name, path in (("--tls-cert", cert), ("--tls-key", key)):
+        check_path(name, path)
+        if not os.access(path, os.R_OK):
+            raise Error("%s %s is not readable" % (name, path))
+    return "\n".join([
+        "    ssl_certificate %s;" % cert,
+        "    ssl_certificate_key %s;" % key,
+        "    ssl_protocols TLSv1.2 TLSv1.3;",
+        "    ssl_prefer_server_ciphers off;",
+        "    ssl_session_cache shared:boxer_tls:1m;",
+        "    ssl_session_timeout 1h;",
+    ])
+
+
+def site_text(values, socket, static, cert=None, key=None):
     check_path("--socket", socket)
     return render(SITE_TEMPLATE, dict(static, **{
+        "LISTEN_SSL": " ssl" if cert else "",
+        "TLS": tls_lines(cert, key),
         "LISTEN": values["listen"],
         "BODY_MAX": values["body_max"],
         "SOCKET": socket,
@@ -192,16 +251,22 @@ def main():
     p.add_argument("--share-dir", metavar="DIR",
                    help="where openapi.yaml and swagger/index.html are installed; default: this checkout")
     p.add_argument("--swagger-ui", metavar="DIR", help="swagger-ui-dist's files (contrib/swagger-ui.sh)")
+    p.add_argument("--tls-cert", metavar="FILE", help="PEM certificate (chain): nginx terminates TLS")
+    p.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
     args = p.parse_args()
+    if args.command != "values" and bool(args.tls_cert) != bool(args.tls_key):
+        p.error("--tls-cert and --tls-key go together")
+    tls = [os.path.abspath(f) if f else None for f in (args.tls_cert, args.tls_key)]
 
     try:
-        values = compute(load_config(args.config), args.listen)
+        values = compute(load_config(args.config), args.listen, bool(args.tls_cert))
         if args.command == "values":
             pass
         elif args.command == "site":
             if not args.socket:
                 p.error("site needs --socket")
-            text = site_text(values, args.socket, static_paths(args.share_dir, args.swagger_ui))
+            text = site_text(values, args.socket, static_paths(args.share_dir, args.swagger_ui),
+                             *tls)
             if args.output:
                 write_file(args.output, text)
             else:
@@ -214,13 +279,15 @@ def main():
             check_path("--prefix", prefix)
             site = os.path.join(prefix, "boxer-site.conf")
             os.makedirs(os.path.join(prefix, "tmp"), exist_ok=True)
-            write_file(site, site_text(values, args.socket,
-                                       static_paths(args.share_dir, args.swagger_ui)))
+            static = static_paths(args.share_dir, args.swagger_ui)
+            if nginx_user_line().startswith("user www-data"):
+                static = public_copies(static, prefix)
+            write_file(site, site_text(values, args.socket, static, *tls))
             write_file(os.path.join(prefix, "nginx.conf"), render(STANDALONE_TEMPLATE, {
                 "PREFIX": prefix,
                 "SITE": site,
                 "DAEMON": args.daemon,
-                "USER_LINE": "user root;" if os.geteuid() == 0 else "",
+                "USER_LINE": nginx_user_line(),
             }))
     except Error as e:
         sys.exit("render-config: %s" % e)

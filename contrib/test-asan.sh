@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # The whole suite again (unit, integration, SDK, OpenAPI), against an
 # AddressSanitizer + UBSan build with leak detection on.  The workers live
 # long, so a leak per request adds up; any ASan, LSan or UBSan report fails
@@ -6,7 +6,7 @@
 #
 # The build lives outside the checkout (a copy of the working tree, so the
 # in-tree build is left alone) and is rebuilt incrementally.
-set -eu
+set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
 CACHE=${BOXER_CACHE:-/var/cache/boxer}
@@ -14,7 +14,7 @@ src="$CACHE/asan-build"
 
 mkdir -p "$src"
 # Tracked and untracked-but-not-ignored files: what the suite would build.
-git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C "$src"
+contrib/copy-tree.sh "$src"
 cd "$src"
 if [ ! -f Makefile ] || [ configure.ac -nt Makefile ] || [ Makefile.am -nt Makefile ]; then
 	./autogen.sh >/dev/null 2>&1
@@ -22,11 +22,13 @@ if [ ! -f Makefile ] || [ configure.ac -nt Makefile ] || [ Makefile.am -nt Makef
 fi
 make -j"$(nproc)" >/dev/null
 # The unit tests under the sanitizers too (Check forks each test; that is fine).
-make -j"$(nproc)" check >/dev/null || { cat tests/unit/*.log | tail -n 80; exit 1; }
+make -j"$(nproc)" check >/dev/null || { tail -n 80 tests/unit/*.log; exit 1; }
 cd "$top"
 
 reports=$(mktemp -d "${TMPDIR:-/tmp}/boxer-asan.XXXXXX")
 trap 'rm -rf "$reports"' EXIT
+# The workers run as the boxer user: their reports must land here too.
+chmod 1777 "$reports"
 # Every sanitized process writes its report to a file of its own here.
 export ASAN_OPTIONS="detect_leaks=1:log_path=$reports/asan:abort_on_error=0"
 export UBSAN_OPTIONS="print_stacktrace=1:log_path=$reports/ubsan"

@@ -13,6 +13,7 @@ enum
   SLOT_OUT,
   SLOT_ERR,
   SLOT_IN,
+  SLOT_CANCEL,
   SLOT_COUNT
 };
 
@@ -73,15 +74,18 @@ boxer_capture_run (struct boxer_capture *cap, struct boxer_error **err)
         [SLOT_OUT] = { .fd = cap->stdout_fd, .events = POLLIN },
         [SLOT_ERR] = { .fd = cap->stderr_fd, .events = POLLIN },
         [SLOT_IN] = { .fd = cap->stdin_fd, .events = POLLOUT },
+        [SLOT_CANCEL] = { .fd = exited || cap->cancelled ? -1 : cap->cancel_fd,
+                          .events = POLLIN },
       };
       long long now = boxer_now_ms ();
       int timeout;
 
       if (!exited && now >= next_kill)
         {
-          /* The program's time is up: kill, then kill harder every second
-             until runsc run is gone.  */
-          cap->timed_out = true;
+          /* The program's time is up (or nobody waits for it any more):
+             kill, then kill harder every second until runsc run is gone.  */
+          if (!cap->cancelled)
+            cap->timed_out = true;
           cap->kill_cb (cap->kill_data, kill_attempt++);
           next_kill = boxer_now_ms () + 1000;
           continue;
@@ -94,6 +98,13 @@ boxer_capture_run (struct boxer_capture *cap, struct boxer_error **err)
           return boxer_error_errno (err, errno, "poll");
         }
 
+      /* The worker sends nothing once the run began: readable means it
+         closed its end, its client gone.  */
+      if (pfd[SLOT_CANCEL].revents)
+        {
+          cap->cancelled = true;
+          next_kill = boxer_now_ms ();
+        }
       if (pfd[SLOT_IN].revents & (POLLOUT | POLLERR | POLLHUP))
         {
           ssize_t n = write (cap->stdin_fd, cap->stdin_data + stdin_off, cap->stdin_len - stdin_off);

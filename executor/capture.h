@@ -25,11 +25,14 @@ struct boxer_capture
      sandbox harder each time.  */
   void (*kill_cb) (void *data, int attempt);
   void *kill_data;
-
+  /* Readable or hung up: kill the sandbox as at the deadline, and report
+     cancelled instead of timed_out; -1: none.  */
+  int cancel_fd;
   /* Results.  */
   struct boxer_buf out;       /* boxer_buf_init () them with the cap first */
   struct boxer_buf err;
   bool timed_out;
+  bool cancelled;
   int status;                 /* waitpid () status */
 };
 

@@ -23,10 +23,10 @@
 struct boxer_executor
 {
   const struct boxer_config *cfg;
-  struct boxer_cache *cache;
   struct boxer_runsc runsc;
   char *active_dir;    /* <home>/runs/active: one bundle + lock per live run */
   char *cgroup_prefix; /* "boxer-<instance id>-" */
+  enum boxer_cgroup_mode cgroup_mode;
   struct boxer_net *net;
 };
 
@@ -131,25 +131,31 @@ run_teardown (struct run *run)
    name, then renamed into place, so a sweeper never finds an unlocked lock
    of a live run.  */
 static int
-run_claim (struct run *run, struct boxer_error **err)
+run_claim (struct run *run, const char *id, struct boxer_error **err)
 {
   struct boxer_executor *ex = run->ex;
   cleanup_free char *tmp = NULL;
   cleanup_close int fd = -1;
 
-  if (boxer_random_id (run->id, RUN_ID_PREFIX, RUN_ID_HEX, err) < 0)
-    return -1;
+  if (strlen (id) != strlen (RUN_ID_PREFIX) + RUN_ID_HEX
+      || strncmp (id, RUN_ID_PREFIX, strlen (RUN_ID_PREFIX)) != 0
+      || strspn (id + strlen (RUN_ID_PREFIX), "0123456789abcdef") != RUN_ID_HEX)
+    return boxer_error_make (err, BOXER_ERR_INVALID, "a malformed run id");
+  memcpy (run->id, id, sizeof run->id);
   tmp = xasprintf ("%s/.%s.lock.tmp", ex->active_dir, run->id);
   fd = boxer_lock_path (tmp, LOCK_EX | LOCK_NB, err);
   if (fd < 0)
     return boxer_error_make (err, BOXER_ERR_INTERNAL, "cannot lock new run '%s'", run->id);
   run->lock_path = xasprintf ("%s/%s.lock", ex->active_dir, run->id);
-  if (rename (tmp, run->lock_path) < 0)
+  /* Never over another run's lock: the worker chose the id.  */
+  if (renameat2 (AT_FDCWD, tmp, AT_FDCWD, run->lock_path, RENAME_NOREPLACE) < 0)
     {
       int e = errno;
       unlink (tmp);
       free (run->lock_path);
       run->lock_path = NULL;
+      if (e == EEXIST)
+        return boxer_error_make (err, BOXER_ERR_INVALID, "run id '%s' is taken", run->id);
       return boxer_error_errno (err, e, "claim run '%s'", run->id);
     }
   run->lock_fd = steal_fd (&fd);
@@ -295,7 +301,7 @@ close_all (int fds[3])
 }
 
 static int
-execute (struct run *run, const struct boxer_run_request *req, const struct boxer_image *image,
+execute (struct run *run, const struct boxer_run_request *req, int cancel_fd,
          struct boxer_run_result *out, struct boxer_error **err)
 {
   struct boxer_executor *ex = run->ex;
@@ -333,6 +339,7 @@ execute (struct run *run, const struct boxer_run_request *req, const struct boxe
   cap.deadline_ms = t0 + req->limits.wall_clock_secs * 1000;
   cap.kill_cb = kill_sandbox;
   cap.kill_data = run;
+  cap.cancel_fd = cancel_fd;
   boxer_buf_init (&cap.out, ex->cfg->output_limit_bytes);
   boxer_buf_init (&cap.err, ex->cfg->output_limit_bytes);
   r = boxer_capture_run (&cap, err);
@@ -345,6 +352,12 @@ execute (struct run *run, const struct boxer_run_request *req, const struct boxe
       return -1;
     }
 
+  if (cap.cancelled)
+    {
+      boxer_buf_release (&cap.out);
+      boxer_buf_release (&cap.err);
+      return boxer_error_make (err, BOXER_ERR_RUNTIME, "cancelled: the worker went away");
+    }
   out->timed_out = cap.timed_out;
   out->stdout_truncated = cap.out.truncated;
   out->stderr_truncated = cap.err.truncated;
@@ -379,21 +392,20 @@ execute (struct run *run, const struct boxer_run_request *req, const struct boxe
 }
 
 int
-boxer_executor_run (struct boxer_executor *ex, const struct boxer_run_request *req,
-                    struct boxer_run_result *out, struct boxer_error **err)
+boxer_executor_run (struct boxer_executor *ex, const struct boxer_run_job *job,
+                    struct boxer_run_result *out, int *output_fd, struct boxer_error **err)
 {
-  cleanup_image struct boxer_image *image = NULL;
+  const struct boxer_run_request *req = job->req;
+  const struct boxer_image *image = job->image;
   struct run run = { .ex = ex, .lock_fd = -1 };
+  long long t0 = boxer_now_ms (), t_end;
   int r = -1;
 
   memset (out, 0, sizeof *out);
   out->memory_peak_bytes = -1;
-  /* Pulled as the pull policy says, and held (never collected) until
-     image is freed, after the run.  */
-  if (boxer_cache_acquire (ex->cache, req->image, &image, err) < 0)
-    return -1;
+  *output_fd = -1;
 
-  if (run_claim (&run, err) < 0)
+  if (run_claim (&run, job->id, err) < 0)
     goto done;
   if (boxer_runfiles_setup (&run.files, ex->cfg, run.bundle, image->rootfs, req, err) < 0)
     goto done;
@@ -407,7 +419,8 @@ boxer_executor_run (struct boxer_executor *ex, const struct boxer_run_request *r
     goto done;
   if (write_spec (&run, req, image, err) < 0)
     goto done;
-  if (execute (&run, req, image, out, err) < 0)
+  out->setup_ms = boxer_now_ms () - t0;
+  if (execute (&run, req, job->cancel_fd, out, err) < 0)
     goto done;
 
   if (run.cgroup)
@@ -418,7 +431,7 @@ boxer_executor_run (struct boxer_executor *ex, const struct boxer_run_request *r
       out->oom_killed = stats.oom_killed;
       out->memory_peak_bytes = stats.memory_peak_bytes;
     }
-  if (boxer_runfiles_capture (&run.files, ex->cfg, run.id, out, err) < 0)
+  if (boxer_runfiles_open_output (&run.files, output_fd, err) < 0)
     goto done;
   memcpy (out->id, run.id, sizeof run.id);
   out->image = xstrdup (req->image);
@@ -426,9 +439,13 @@ boxer_executor_run (struct boxer_executor *ex, const struct boxer_run_request *r
   r = 0;
 
 done:
+  /* Unmounts /output lazily: *output_fd keeps what the run wrote.  */
+  t_end = boxer_now_ms ();
   run_teardown (&run);
   if (r < 0)
     boxer_run_result_release (out);
+  else
+    out->teardown_ms = boxer_now_ms () - t_end;
   return r;
 }
 
@@ -503,6 +520,41 @@ boxer_executor_sweep (struct boxer_executor *ex, struct boxer_error **err)
   return ex->net ? boxer_network_sweep (ex->net, err) : 0;
 }
 
+/* Whether <home>/runs/active holds anything (a run, or what one left).  */
+static bool
+active_runs_left (struct boxer_executor *ex)
+{
+  cleanup_dir DIR *d = opendir (ex->active_dir);
+  struct dirent *de;
+
+  if (d == NULL)
+    return false;
+  while ((de = readdir (d)) != NULL)
+    if (strcmp (de->d_name, ".") != 0 && strcmp (de->d_name, "..") != 0)
+      return true;
+  return false;
+}
+
+int
+boxer_executor_sweep_orphans (struct boxer_executor *ex, int timeout_ms,
+                              struct boxer_error **err)
+{
+  long long deadline = boxer_now_ms () + timeout_ms;
+
+  for (;;)
+    {
+      if (boxer_executor_sweep (ex, err) < 0)
+        return -1;
+      if (!active_runs_left (ex))
+        return 0;
+      if (boxer_now_ms () >= deadline)
+        return boxer_error_make (err, BOXER_ERR_INTERNAL,
+                                 "runs of a dead server still hold their locks after %d ms; "
+                                 "they are swept when they let go", timeout_ms);
+      nanosleep (&(struct timespec) { .tv_nsec = 100 * 1000 * 1000 }, NULL);
+    }
+}
+
 int
 boxer_executor_shutdown (struct boxer_executor *ex, struct boxer_error **err)
 {
@@ -549,13 +601,12 @@ instance_id (const char *home, struct boxer_error **err)
 
 int
 boxer_executor_new (struct boxer_executor **out, const struct boxer_config *cfg,
-                    struct boxer_cache *cache, struct boxer_error **err)
+                    struct boxer_error **err)
 {
   struct boxer_executor *ex = xmalloc0 (sizeof *ex);
   cleanup_free char *root = xasprintf ("%s/runsc", cfg->home);
 
   ex->cfg = cfg;
-  ex->cache = cache;
   ex->active_dir = xasprintf ("%s/runs/active", cfg->home);
   if (boxer_mkdir_p (ex->active_dir, 0700, err) < 0)
     goto fail;
@@ -567,8 +618,12 @@ boxer_executor_new (struct boxer_executor **out, const struct boxer_config *cfg,
     if (boxer_network_new (&ex->net, cfg, instance, run_is_live, ex, err) < 0)
       goto fail;
   }
-  if (!cfg->ignore_cgroups && boxer_cgroup_global_init (err) < 0)
+  if (cfg->ignore_cgroups)
+    ex->cgroup_mode = boxer_cgroup_detect (BOXER_CGROUP_ROOT);
+  else if (boxer_cgroup_global_init (BOXER_CGROUP_ROOT, err) < 0)
     goto fail;
+  else
+    ex->cgroup_mode = boxer_cgroup_mode ();
   if (boxer_runsc_init (&ex->runsc, cfg->runsc_path, root, cfg->platform, cfg->ignore_cgroups,
                         err) < 0)
     goto fail;
@@ -607,6 +662,18 @@ const char *
 boxer_executor_platform (const struct boxer_executor *ex)
 {
   return ex->runsc.platform;
+}
+
+const char *
+boxer_executor_cgroup_mode (const struct boxer_executor *ex)
+{
+  return boxer_cgroup_mode_name (ex->cgroup_mode);
+}
+
+const char *
+boxer_executor_cgroup_runs_dir (const struct boxer_executor *ex)
+{
+  return ex->cfg->ignore_cgroups ? "(ignore_cgroups)" : boxer_cgroup_runs_dir ();
 }
 
 int

@@ -5,7 +5,7 @@
    cgroups with the memory and CPU limits, run `runsc run` attached with
    stdin/stdout/stderr on pipes, enforce the wall clock, and read back exit
    status, OOM kill and peak memory.  Everything a run creates is removed on
-   every path; runs orphaned by a killed worker are swept by the next
+   every path; runs orphaned by a killed executor server are swept by the next
    executor that starts.  */
 #ifndef BOXER_EXECUTOR_EXECUTOR_H
 #define BOXER_EXECUTOR_EXECUTOR_H
@@ -22,6 +22,15 @@ enum boxer_network
   BOXER_NETWORK_SANDBOX,
   BOXER_NETWORK_HOST,
 };
+
+/* Bounds of a run request, held by the HTTP parser (fcgi/request.c) and
+   again by the executor on what a worker sends (executor/protocol.c).  */
+#define BOXER_RUN_IMAGE_MAX_BYTES 512
+#define BOXER_RUN_CMD_MAX_ARGS 4096
+#define BOXER_RUN_CMD_MAX_BYTES (256 * 1024)   /* sum of the arguments, each with its NUL */
+#define BOXER_RUN_ENV_MAX_ENTRIES 1024
+#define BOXER_RUN_ENV_MAX_BYTES (256 * 1024)   /* sum of the "KEY=VALUE" strings, with NULs */
+#define BOXER_RUN_WORKDIR_MAX_BYTES 4096
 
 /* A file uploaded with POST /files, bind-mounted read-only into a run.  */
 #define BOXER_RUN_MAX_FILES 256
@@ -70,6 +79,8 @@ struct boxer_run_result
   size_t stderr_len;
   bool stderr_truncated;
   int64_t wall_ms;
+  int64_t setup_ms;             /* before the sandbox started: files, cgroup, network, spec */
+  int64_t teardown_ms;          /* after: sandbox, cgroup, network and bundle removed */
   int64_t memory_peak_bytes;    /* -1 when unknown */
   long long started_at;         /* unix seconds */
   long long finished_at;
@@ -83,25 +94,49 @@ void boxer_run_result_release (struct boxer_run_result *res);
 struct boxer_executor;
 
 /* Check runsc (version, a usable platform) and sweep runs orphaned by
-   killed workers.  cfg and cache must outlive the executor.  */
+   a killed executor.  cfg must outlive the executor.  */
 int boxer_executor_new (struct boxer_executor **out, const struct boxer_config *cfg,
-                        struct boxer_cache *cache, struct boxer_error **err);
+                        struct boxer_error **err);
 void boxer_executor_free (struct boxer_executor *ex);
 
 const char *boxer_executor_runsc_version (const struct boxer_executor *ex);
 const char *boxer_executor_platform (const struct boxer_executor *ex);
+/* The host's cgroup mode, "v1", "hybrid", "v2" (or "none"), detected at
+   start-up, and where run cgroups are made (for the start-up log).  */
+const char *boxer_executor_cgroup_mode (const struct boxer_executor *ex);
+const char *boxer_executor_cgroup_runs_dir (const struct boxer_executor *ex);
 /* Whether runsc still answers; fills *err with the reason when not.  */
 int boxer_executor_check (struct boxer_executor *ex, struct boxer_error **err);
 
-/* Run one request.  A run that completes, whatever its exit code, timeout
-   or OOM, returns 0 with the result; only a run that could not be started
-   is an error.  */
-int boxer_executor_run (struct boxer_executor *ex, const struct boxer_run_request *req,
-                        struct boxer_run_result *out, struct boxer_error **err);
+/* One run as the executor gets it: the request, already checked; the
+   image, resolved and held by the worker; the run id the worker chose.  */
+struct boxer_run_job
+{
+  const char *id;                       /* "r_" + 32 hex */
+  const struct boxer_run_request *req;
+  const struct boxer_image *image;      /* rootfs, digest, env, entrypoint, cmd, workdir */
+  int cancel_fd;                        /* readable or hung up: stop the run; -1: none */
+};
 
-/* Remove what runs of dead workers left behind (runsc state, sandbox
+/* Run one job.  A run that completes, whatever its exit code, timeout or
+   OOM, returns 0 with the result (out->outputs left empty) and, in
+   *output_fd, a descriptor of its /output (or -1), for the caller to read
+   and close; only a run that could not be started, or was cancelled
+   (BOXER_ERR_RUNTIME), is an error.  */
+int boxer_executor_run (struct boxer_executor *ex, const struct boxer_run_job *job,
+                        struct boxer_run_result *out, int *output_fd,
+                        struct boxer_error **err);
+
+/* Remove what runs of a dead executor server left behind (runsc state, sandbox
    processes, cgroups, bundles).  Called by boxer_executor_new ().  */
 int boxer_executor_sweep (struct boxer_executor *ex, struct boxer_error **err);
+
+/* For a server that starts after another died: every run is an orphan,
+   but its process may still be dying (killed with its server, it holds its
+   lock until its exit completes).  Sweep until none is left, for at most
+   timeout_ms.  */
+int boxer_executor_sweep_orphans (struct boxer_executor *ex, int timeout_ms,
+                                  struct boxer_error **err);
 
 /* The service is stopping and no run is in progress: sweep, and release
    what runsc keeps between runs, so nothing of Boxer stays on the host.  */

@@ -3,6 +3,7 @@
 #include "expiry.h"
 
 #include <fcntl.h>
+#include <search.h>
 #include <time.h>
 
 #include "common/fsutil.h"
@@ -58,6 +59,86 @@ older_than (int dirfd, const char *name, int64_t secs, bool use_ctime)
   if (use_ctime)
     st.st_mtim = st.st_ctim;
   return boxer_expiry_expired (&st, secs);
+}
+
+struct usage
+{
+  void *seen;           /* tsearch set of inodes with several links */
+  int64_t bytes;
+};
+
+static int
+cmp_ino (const void *a, const void *b)
+{
+  ino_t x = *(const ino_t *) a, y = *(const ino_t *) b;
+  return x < y ? -1 : x > y;
+}
+
+static int
+usage_visit (int parentfd, const char *name, const struct stat *st, enum boxer_walk_event ev,
+             void *data, struct boxer_error **err)
+{
+  struct usage *u = data;
+
+  (void) parentfd;
+  (void) name;
+  (void) err;
+  if (ev == BOXER_WALK_DIR_POST)
+    return 0;
+  if (!S_ISDIR (st->st_mode) && st->st_nlink > 1)
+    {
+      ino_t *key = xmalloc (sizeof *key);
+      *key = st->st_ino;
+      if (tfind (key, &u->seen, cmp_ino))
+        {
+          free (key);
+          return 0;
+        }
+      if (tsearch (key, &u->seen, cmp_ino) == NULL)
+        abort ();
+    }
+  u->bytes += (int64_t) st->st_blocks * 512;
+  return 0;
+}
+
+int
+boxer_expiry_usage (const char *dir, int64_t *out, struct boxer_error **err)
+{
+  struct usage u = { NULL, 0 };
+  int r;
+
+  *out = 0;
+  if (access (dir, F_OK) < 0 && errno == ENOENT)
+    return 0;
+  r = boxer_walk_at (AT_FDCWD, dir, false, usage_visit, &u, err);
+  tdestroy (u.seen, free);
+  *out = u.bytes;
+  return r;
+}
+
+int
+boxer_expiry_admit (const char *dir, const char *prefix, size_t nhex, const char *stamp,
+                    int64_t ttl_secs, int64_t budget, int64_t incoming, const char *setting,
+                    const char *what, struct boxer_error **err)
+{
+  int64_t used = 0;
+
+  if (budget <= 0)
+    return 0;
+  if (boxer_expiry_usage (dir, &used, err) < 0)
+    return -1;
+  if (used + incoming <= budget)
+    return 0;
+  if (boxer_expiry_sweep (dir, prefix, nhex, stamp, ttl_secs, err) < 0
+      || boxer_expiry_usage (dir, &used, err) < 0)
+    return -1;
+  if (used + incoming <= budget)
+    return 0;
+  return boxer_error_make (err, BOXER_ERR_NO_SPACE,
+                           "%s use %lld bytes of the server's %s of %lld, and this needs up to "
+                           "%lld more; try again once older ones expire",
+                           what, (long long) used, setting, (long long) budget,
+                           (long long) incoming);
 }
 
 int

@@ -39,4 +39,16 @@ int boxer_expiry_remove (const char *dir, const char *name, struct boxer_error *
 int boxer_expiry_sweep (const char *dir, const char *prefix, size_t nhex, const char *stamp,
                         int64_t ttl_secs, struct boxer_error **err);
 
+/* Bytes the entries of dir take on disk (their blocks, each inode once).  */
+int boxer_expiry_usage (const char *dir, int64_t *out, struct boxer_error **err);
+
+/* Room for incoming more bytes in dir under budget (0: no budget):
+   expired entries go first (a sweep, as boxer_expiry_sweep ()); if that
+   is not enough, BOXER_ERR_NO_SPACE naming setting and what.  Entries
+   that have not expired are never removed to make room: clients were
+   promised them for their time to live.  */
+int boxer_expiry_admit (const char *dir, const char *prefix, size_t nhex, const char *stamp,
+                        int64_t ttl_secs, int64_t budget, int64_t incoming, const char *setting,
+                        const char *what, struct boxer_error **err);
+
 #endif

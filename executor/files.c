@@ -18,6 +18,7 @@ struct boxer_upload
   char *staging;                /* <home>/files/.new-<id> */
   char id[BOXER_FILE_ID_LEN + 1];
   char *name;
+  char *owner;                  /* the API key's name, or NULL */
   int fd;                       /* staging/data */
   int64_t size;
   EVP_MD_CTX *md;
@@ -71,8 +72,20 @@ files_dir (const char *home)
 }
 
 int
-boxer_files_upload_begin (const char *home, const char *name, struct boxer_upload **out,
-                          struct boxer_error **err)
+boxer_files_admit (const struct boxer_config *cfg, int64_t incoming, struct boxer_error **err)
+{
+  cleanup_free char *dir = files_dir (cfg->home);
+
+  if (boxer_check_free_space (cfg->home, cfg->min_free_bytes, "uploads", err) < 0)
+    return -1;
+  return boxer_expiry_admit (dir, BOXER_FILE_ID_PREFIX, BOXER_FILE_ID_HEX, "meta.json",
+                             cfg->files_ttl_secs, cfg->files_budget_bytes, incoming,
+                             "files_budget_bytes", "uploads", err);
+}
+
+int
+boxer_files_upload_begin (const char *home, const char *name, const char *owner,
+                          struct boxer_upload **out, struct boxer_error **err)
 {
   struct boxer_upload *up = xmalloc0 (sizeof *up);
   cleanup_free char *data = NULL;
@@ -80,6 +93,7 @@ boxer_files_upload_begin (const char *home, const char *name, struct boxer_uploa
   up->fd = -1;
   up->dir = files_dir (home);
   up->name = boxer_files_clean_name (name);
+  up->owner = owner ? xstrdup (owner) : NULL;
   if (boxer_mkdir_p (up->dir, 0700, err) < 0
       || boxer_random_id (up->id, BOXER_FILE_ID_PREFIX, BOXER_FILE_ID_HEX, err) < 0)
     goto fail;
@@ -169,6 +183,8 @@ boxer_files_upload_commit (struct boxer_upload *up, struct boxer_file_info *out,
   json_object_object_add (meta, "size", json_object_new_int64 (info.size));
   json_object_object_add (meta, "sha256", json_object_new_string (info.sha256));
   json_object_object_add (meta, "created_at", json_object_new_int64 (info.created_at));
+  if (up->owner)
+    json_object_object_add (meta, "owner", json_object_new_string (up->owner));
   text = json_object_to_json_string_ext (meta, JSON_C_TO_STRING_PLAIN);
   r = boxer_write_file_atomic (meta_path, text, strlen (text), 0600, err);
   json_object_put (meta);
@@ -195,6 +211,7 @@ boxer_files_upload_free (struct boxer_upload *up)
   free (up->staging);
   free (up->dir);
   free (up->name);
+  free (up->owner);
   free (up);
 }
 
@@ -208,8 +225,8 @@ boxer_files_remove (const char *home, const char *id, struct boxer_error **err)
   return boxer_expiry_remove (dir, id, err);
 }
 
-static int
-not_found (const char *id, int64_t ttl_secs, struct boxer_error **err)
+int
+boxer_files_not_found (const char *id, int64_t ttl_secs, struct boxer_error **err)
 {
   cleanup_free char *q = boxer_quote_str (id);
   return boxer_error_make (err, BOXER_ERR_FILE_NOT_FOUND,
@@ -227,30 +244,58 @@ boxer_files_link (const char *home, const char *id, int64_t ttl_secs, int dest_d
   struct stat st;
 
   if (!boxer_files_id_is_valid (id))
-    return not_found (id, ttl_secs, err);
+    return boxer_files_not_found (id, ttl_secs, err);
   path = xasprintf ("%s/files/%s", home, id);
   fd = open (path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
     {
       if (errno == ENOENT)
-        return not_found (id, ttl_secs, err);
+        return boxer_files_not_found (id, ttl_secs, err);
       return boxer_error_errno (err, errno, "open '%s'", path);
     }
   if (fstatat (fd, "meta.json", &st, AT_SYMLINK_NOFOLLOW) < 0)
     {
       if (errno == ENOENT)
-        return not_found (id, ttl_secs, err);
+        return boxer_files_not_found (id, ttl_secs, err);
       return boxer_error_errno (err, errno, "stat '%s/meta.json'", path);
     }
   /* Expired but not swept yet is expired all the same.  */
   if (boxer_expiry_expired (&st, ttl_secs))
-    return not_found (id, ttl_secs, err);
+    return boxer_files_not_found (id, ttl_secs, err);
   if (linkat (fd, "data", dest_dirfd, dest_name, 0) < 0)
     {
       if (errno == ENOENT)
-        return not_found (id, ttl_secs, err);
+        return boxer_files_not_found (id, ttl_secs, err);
       return boxer_error_errno (err, errno, "link '%s/data'", path);
     }
+  return 0;
+}
+
+int
+boxer_files_owner (const char *home, const char *id, int64_t ttl_secs, char **owner_out,
+                   struct boxer_error **err)
+{
+  cleanup_free char *path = NULL;
+  cleanup_free char *text = NULL;
+  json_object *meta, *owner;
+  struct stat st;
+
+  *owner_out = NULL;
+  if (!boxer_files_id_is_valid (id))
+    return boxer_files_not_found (id, ttl_secs, err);
+  path = xasprintf ("%s/files/%s/meta.json", home, id);
+  if (lstat (path, &st) < 0 || !S_ISREG (st.st_mode) || boxer_expiry_expired (&st, ttl_secs))
+    return boxer_files_not_found (id, ttl_secs, err);
+  /* Written by boxer_files_upload_commit (): small.  */
+  if (boxer_read_file (path, 65536, &text, NULL, err) < 0)
+    return -1;
+  meta = json_tokener_parse (text);
+  if (meta == NULL)
+    return boxer_error_make (err, BOXER_ERR_INTERNAL, "upload %s has a damaged meta.json", id);
+  if (json_object_object_get_ex (meta, "owner", &owner)
+      && json_object_is_type (owner, json_type_string))
+    *owner_out = xstrdup (json_object_get_string (owner));
+  json_object_put (meta);
   return 0;
 }
 

@@ -4,7 +4,7 @@
 
    Layout: <home>/files/<id>/data (the bytes, read-only) and
    <home>/files/<id>/meta.json ({"id", "name", "size", "sha256",
-   "created_at"}).  An upload is written into <home>/files/.new-<id> and
+   "created_at", and "owner" with API keys}).  An upload is written into <home>/files/.new-<id> and
    renamed into place when complete, so a reader sees all of it or none.
    The id (BOXER_FILE_ID_PREFIX + 32 hex digits from getrandom ()) is the
    only client input that ever becomes part of a host path, and only after
@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/config.h"
 #include "common/error.h"
 
 #define BOXER_FILE_ID_PREFIX "f_"
@@ -43,13 +44,20 @@ bool boxer_files_id_is_valid (const char *s);
    left.  Pure; caller frees.  */
 char *boxer_files_clean_name (const char *name);
 
+/* Whether an upload of up to incoming bytes may start: the disk keeps
+   cfg->min_free_bytes free and the uploads stay within
+   cfg->files_budget_bytes (expired ones are removed first).
+   BOXER_ERR_NO_SPACE otherwise.  */
+int boxer_files_admit (const struct boxer_config *cfg, int64_t incoming,
+                       struct boxer_error **err);
+
 /* An upload being written.  */
 struct boxer_upload;
 
 /* Start an upload into <home>/files; name is the client's file name (may be
-   NULL).  */
-int boxer_files_upload_begin (const char *home, const char *name, struct boxer_upload **out,
-                              struct boxer_error **err);
+   NULL), owner the name of the API key that sends it (NULL: no keys).  */
+int boxer_files_upload_begin (const char *home, const char *name, const char *owner,
+                              struct boxer_upload **out, struct boxer_error **err);
 int boxer_files_upload_write (struct boxer_upload *up, const void *data, size_t len,
                               struct boxer_error **err);
 /* Finish the upload and make it visible under its id; fills out.  */
@@ -67,6 +75,14 @@ int boxer_files_remove (const char *home, const char *id, struct boxer_error **e
    must be on the same filesystem as home (a run's bundle is).  */
 int boxer_files_link (const char *home, const char *id, int64_t ttl_secs, int dest_dirfd,
                       const char *dest_name, struct boxer_error **err);
+
+/* The BOXER_ERR_FILE_NOT_FOUND error of an unknown upload id.  */
+int boxer_files_not_found (const char *id, int64_t ttl_secs, struct boxer_error **err);
+
+/* The owner upload id was sent with (*owner_out NULL: none); an id that
+   is malformed, unknown or expired is BOXER_ERR_FILE_NOT_FOUND.  */
+int boxer_files_owner (const char *home, const char *id, int64_t ttl_secs, char **owner_out,
+                       struct boxer_error **err);
 
 /* Remove uploads older than ttl_secs, and what interrupted uploads and
    removals left.  Safe to run in several workers at once.  */

@@ -11,7 +11,7 @@
    in the firewall (firewall.h).  runsc --network=sandbox then moves eth0's
    address and routes into its own network stack.  Every piece is named
    after the run (and the host end's alias is "boxer:<instance>:<run id>"),
-   so a sweeper finds what a killed worker left behind and removes it
+   so a sweeper finds what a killed executor left behind and removes it
    unless the run is still alive.
 
    All of this is done with libnl and libnftables in this process; nothing

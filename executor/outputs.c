@@ -3,12 +3,16 @@
 #include "outputs.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/openat2.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <sys/mount.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
+#include "common/fsutil.h"
 #include "common/paths.h"
 #include "common/utf8.h"
 
@@ -185,6 +189,12 @@ capture_file (struct boxer_outputs_capture *c, int src_fd, int dst_fd, const cha
     {
       if (errno == ELOOP || errno == ENOENT || errno == EXDEV || errno == ENXIO)
         return 0;       /* not a regular file after all */
+      /* One the run kept from us (a worker is not root): left out.  */
+      if (errno == EACCES)
+        {
+          c->truncated = true;
+          return 0;
+        }
       return boxer_error_errno (err, errno, "open output '%s'", path);
     }
   if (fstat (in, &st2) < 0)
@@ -253,6 +263,12 @@ capture_dir (struct boxer_outputs_capture *c, int src_fd, int dst_fd, char *path
                   path[len] = '\0';
                   continue;
                 }
+              if (errno == EACCES)
+                {
+                  c->truncated = true;
+                  path[len] = '\0';
+                  continue;
+                }
               return boxer_error_errno (err, errno, "open output directory '%s'", path);
             }
           if (mkdirat (dst_fd, name, 0700) < 0)
@@ -273,18 +289,15 @@ capture_dir (struct boxer_outputs_capture *c, int src_fd, int dst_fd, char *path
 }
 
 int
-boxer_outputs_capture (const char *src_dir, int dst_fd, struct boxer_outputs_capture *c,
-                       struct boxer_error **err)
+boxer_outputs_capture_fd (int src, int dst_fd, struct boxer_outputs_capture *c,
+                          struct boxer_error **err)
 {
-  cleanup_close int src = open (src_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   char path[BOXER_PATH_MAX + 1] = "";
 
   c->files = NULL;
   c->nfiles = 0;
   c->bytes = 0;
   c->truncated = false;
-  if (src < 0)
-    return boxer_error_errno (err, errno, "open '%s'", src_dir);
   if (capture_dir (c, src, dst_fd, path, 0, 0, err) < 0)
     {
       boxer_outputs_capture_release (c);
@@ -292,5 +305,69 @@ boxer_outputs_capture (const char *src_dir, int dst_fd, struct boxer_outputs_cap
     }
   if (c->nfiles > 1)
     qsort (c->files, c->nfiles, sizeof *c->files, compare_outputs);
+  return 0;
+}
+
+int
+boxer_outputs_capture (const char *src_dir, int dst_fd, struct boxer_outputs_capture *c,
+                       struct boxer_error **err)
+{
+  cleanup_close int src = open (src_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+  if (src < 0)
+    return boxer_error_errno (err, errno, "open '%s'", src_dir);
+  return boxer_outputs_capture_fd (src, dst_fd, c, err);
+}
+
+/* In the child that makes /output readable: the run's uid owns all that
+   the run wrote, so it may change its modes; anything else is left.  */
+static int
+make_readable_one (int parentfd, const char *name, const struct stat *st,
+                   enum boxer_walk_event ev, void *data, struct boxer_error **err)
+{
+  mode_t want;
+
+  (void) data;
+  (void) err;
+  if (ev == BOXER_WALK_DIR_POST || st->st_uid != getuid () || strcmp (name, ".") == 0)
+    return 0;
+  if (S_ISDIR (st->st_mode))
+    want = (st->st_mode & 07777) | 0555;
+  else if (S_ISREG (st->st_mode))
+    want = (st->st_mode & 07777) | 0444;
+  else
+    return 0;
+  /* The sandbox is gone, so nothing swaps name for a symlink between the
+     walk's lstat and this; and this process may touch nothing but what
+     the run's uid owns anyway.  */
+  if (want != (st->st_mode & 07777))
+    fchmodat (parentfd, name, want, 0);
+  return 0;
+}
+
+int
+boxer_outputs_make_readable (int dir_fd, uid_t run_uid, gid_t run_gid, struct boxer_error **err)
+{
+  pid_t pid = fork ();
+  int status;
+
+  if (pid < 0)
+    return boxer_error_errno (err, errno, "fork");
+  if (pid == 0)
+    {
+      if (setgroups (0, NULL) < 0 || setresgid (run_gid, run_gid, run_gid) < 0
+          || setresuid (run_uid, run_uid, run_uid) < 0
+          || prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        _exit (2);
+      _exit (boxer_walk_at (dir_fd, ".", false, make_readable_one, NULL, NULL) < 0 ? 1 : 0);
+    }
+  while (waitpid (pid, &status, 0) < 0)
+    if (errno != EINTR)
+      return boxer_error_errno (err, errno, "waitpid");
+  if (!WIFEXITED (status) || WEXITSTATUS (status) == 2)
+    return boxer_error_make (err, BOXER_ERR_INTERNAL, "making /output readable failed (%d)",
+                             status);
+  /* A walk stopped early (a tree too odd to walk) leaves some files
+     unreadable: the worker skips those, as it skips what it cannot keep.  */
   return 0;
 }

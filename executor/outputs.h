@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/error.h"
 #include "executor.h"
@@ -55,6 +56,17 @@ struct boxer_outputs_capture
 int boxer_outputs_capture (const char *src_dir, int dst_fd, struct boxer_outputs_capture *c,
                            struct boxer_error **err);
 
+/* The same from the directory src_fd (the worker's copy of the /output
+   tmpfs that the executor passed it, already unmounted).  */
+int boxer_outputs_capture_fd (int src_fd, int dst_fd, struct boxer_outputs_capture *c,
+                              struct boxer_error **err);
+/* Make what a run left under dir_fd readable to others (files a+r,
+   directories a+rx), so that an unprivileged worker can keep it: done in a
+   child process with the run's own uid and gid and no privilege, the only
+   identity that may change those modes and one that can reach nothing
+   else of the host's.  */
+int boxer_outputs_make_readable (int dir_fd, uid_t run_uid, gid_t run_gid,
+                                 struct boxer_error **err);
 void boxer_outputs_capture_release (struct boxer_outputs_capture *c);
 
 #endif

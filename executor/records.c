@@ -85,8 +85,8 @@ boxer_records_discard (const char *home, const char *id)
   boxer_rm_rf (staging, NULL);
 }
 
-static int
-run_not_found (const char *id, int64_t ttl_secs, struct boxer_error **err)
+int
+boxer_records_not_found (const char *id, int64_t ttl_secs, struct boxer_error **err)
 {
   cleanup_free char *q = boxer_quote_str (id);
   return boxer_error_make (err, BOXER_ERR_RUN_NOT_FOUND,
@@ -103,24 +103,24 @@ open_record (const char *home, const char *id, int64_t ttl_secs, struct boxer_er
   struct stat st;
 
   if (!boxer_records_id_is_valid (id))
-    return run_not_found (id, ttl_secs, err);
+    return boxer_records_not_found (id, ttl_secs, err);
   path = xasprintf ("%s/runs/records/%s", home, id);
   fd = open (path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
     {
       if (errno == ENOENT)
-        return run_not_found (id, ttl_secs, err);
+        return boxer_records_not_found (id, ttl_secs, err);
       return boxer_error_errno (err, errno, "open '%s'", path);
     }
   if (fstatat (fd, "result.json", &st, AT_SYMLINK_NOFOLLOW) < 0)
     {
       if (errno == ENOENT)
-        return run_not_found (id, ttl_secs, err);
+        return boxer_records_not_found (id, ttl_secs, err);
       return boxer_error_errno (err, errno, "stat '%s/result.json'", path);
     }
   /* Expired but not swept yet is expired all the same.  */
   if (boxer_expiry_expired (&st, ttl_secs))
-    return run_not_found (id, ttl_secs, err);
+    return boxer_records_not_found (id, ttl_secs, err);
   return steal_fd (&fd);
 }
 
@@ -140,7 +140,7 @@ boxer_records_read (const char *home, const char *id, int64_t ttl_secs, char **o
         {
           /* Swept between the two looks.  */
           boxer_error_release (err);
-          return run_not_found (id, ttl_secs, err);
+          return boxer_records_not_found (id, ttl_secs, err);
         }
       (*err)->category = BOXER_ERR_INTERNAL;
       return -1;
@@ -184,9 +184,51 @@ boxer_records_open_output (const char *home, const char *id, int64_t ttl_secs,
 }
 
 int
+boxer_records_admit (const struct boxer_config *cfg, struct boxer_error **err)
+{
+  cleanup_free char *dir = records_dir (cfg->home);
+  int64_t most = cfg->outputs_limit_bytes + 2 * cfg->output_limit_bytes;
+
+  if (boxer_check_free_space (cfg->home, cfg->min_free_bytes, "runs", err) < 0)
+    return -1;
+  return boxer_expiry_admit (dir, BOXER_RECORD_ID_PREFIX, BOXER_RECORD_ID_HEX, "result.json",
+                             cfg->runs_ttl_secs, cfg->runs_budget_bytes, most,
+                             "runs_budget_bytes", "run records", err);
+}
+
+int
 boxer_records_sweep (const char *home, int64_t ttl_secs, struct boxer_error **err)
 {
   cleanup_free char *dir = records_dir (home);
   return boxer_expiry_sweep (dir, BOXER_RECORD_ID_PREFIX, BOXER_RECORD_ID_HEX, "result.json",
                              ttl_secs, err);
+}
+
+int
+boxer_records_capture (const struct boxer_config *cfg, const char *id, int output_fd,
+                       struct boxer_run_result *out, struct boxer_error **err)
+{
+  struct boxer_outputs_capture c = {
+    .limit_bytes = cfg->outputs_limit_bytes,
+    .limit_files = cfg->outputs_limit_files,
+  };
+  cleanup_close int dst = -1;
+
+  if (boxer_records_stage (cfg->home, id, &dst, err) < 0)
+    {
+      boxer_records_discard (cfg->home, id);
+      return -1;
+    }
+  if (output_fd >= 0 && boxer_outputs_capture_fd (output_fd, dst, &c, err) < 0)
+    {
+      boxer_records_discard (cfg->home, id);
+      return boxer_error_wrap (err, "capture /output");
+    }
+  for (size_t i = 0; i < out->noutputs; i++)
+    free (out->outputs[i].path);
+  free (out->outputs);
+  out->outputs = steal_pointer (&c.files);
+  out->noutputs = c.nfiles;
+  out->outputs_truncated = c.truncated;
+  return 0;
 }

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/config.h"
 #include "common/error.h"
 
 #define BOXER_RECORD_ID_PREFIX "r_"
@@ -20,6 +21,9 @@
 
 /* Whether s is a run id in the form the executor makes.  Pure.  */
 bool boxer_records_id_is_valid (const char *s);
+
+/* The BOXER_ERR_RUN_NOT_FOUND error of an unknown run id.  */
+int boxer_records_not_found (const char *id, int64_t ttl_secs, struct boxer_error **err);
 
 /* Create the staging record of run id and return an fd (O_CLOEXEC) of its
    empty outputs directory in *outputs_fd_out.  */
@@ -46,7 +50,22 @@ int boxer_records_open_output (const char *home, const char *id, int64_t ttl_sec
                                const char *path, int *fd_out, int64_t *size_out,
                                struct boxer_error **err);
 
+/* Whether a run may start, as far as its record goes: the disk keeps
+   cfg->min_free_bytes free and the records stay within
+   cfg->runs_budget_bytes with room for the largest record a run can
+   leave (its /output and both streams).  BOXER_ERR_NO_SPACE otherwise.  */
+int boxer_records_admit (const struct boxer_config *cfg, struct boxer_error **err);
+
 /* Remove records older than ttl_secs and what interrupted ones left.  */
 int boxer_records_sweep (const char *home, int64_t ttl_secs, struct boxer_error **err);
+
+/* After run id: stage its record and copy the regular files of the
+   directory output_fd (the run's /output, -1 for none) into it within the
+   config's limits, filling out->outputs, out->noutputs and
+   out->outputs_truncated.  Published by boxer_records_commit () once the
+   result is written; discarded on failure.  */
+struct boxer_run_result;
+int boxer_records_capture (const struct boxer_config *cfg, const char *id, int output_fd,
+                           struct boxer_run_result *out, struct boxer_error **err);
 
 #endif

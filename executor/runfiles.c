@@ -152,28 +152,20 @@ boxer_runfiles_binds (const struct boxer_runfiles *rf, const struct boxer_run_re
 }
 
 int
-boxer_runfiles_capture (struct boxer_runfiles *rf, const struct boxer_config *cfg,
-                        const char *id, struct boxer_run_result *out, struct boxer_error **err)
+boxer_runfiles_open_output (struct boxer_runfiles *rf, int *fd_out, struct boxer_error **err)
 {
-  struct boxer_outputs_capture c = {
-    .limit_bytes = cfg->outputs_limit_bytes,
-    .limit_files = cfg->outputs_limit_files,
-  };
-  cleanup_close int dst = -1;
-
-  if (boxer_records_stage (cfg->home, id, &dst, err) < 0)
+  *fd_out = -1;
+  if (!rf->output_mounted)
+    return 0;
+  *fd_out = open (rf->output_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (*fd_out < 0)
+    return boxer_error_errno (err, errno, "open '%s'", rf->output_dir);
+  if (boxer_outputs_make_readable (*fd_out, BOXER_RUN_UID, BOXER_RUN_GID, err) < 0)
     {
-      boxer_records_discard (cfg->home, id);
+      close (*fd_out);
+      *fd_out = -1;
       return -1;
     }
-  if (rf->output_mounted && boxer_outputs_capture (rf->output_dir, dst, &c, err) < 0)
-    {
-      boxer_records_discard (cfg->home, id);
-      return boxer_error_wrap (err, "capture /output");
-    }
-  out->outputs = steal_pointer (&c.files);
-  out->noutputs = c.nfiles;
-  out->outputs_truncated = c.truncated;
   return 0;
 }
 

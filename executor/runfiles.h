@@ -37,19 +37,15 @@ struct boxer_spec_bind *boxer_runfiles_binds (const struct boxer_runfiles *rf,
                                               const struct boxer_spec_bind *binds, size_t n,
                                               size_t *n_out);
 
-/* After the run: stage run id's record and copy /output's regular files
-   into it within the config's limits, filling out->outputs,
-   out->noutputs and out->outputs_truncated.  The record is published by
-   boxer_records_commit () once the result is written.  */
-int boxer_runfiles_capture (struct boxer_runfiles *rf, const struct boxer_config *cfg,
-                            const char *id, struct boxer_run_result *out,
-                            struct boxer_error **err);
-
+/* After the run: a descriptor of the /output tmpfs (-1 when the run had
+   none), which stays readable after boxer_runfiles_teardown () unmounts it
+   lazily, so that the worker, not the executor, reads what the run wrote.  */
+int boxer_runfiles_open_output (struct boxer_runfiles *rf, int *fd_out, struct boxer_error **err);
 /* Unmount /output and forget the run's files (the bundle itself is removed
    by the executor).  */
 void boxer_runfiles_teardown (struct boxer_runfiles *rf);
 
-/* For runs of dead workers: unmount <bundle>/output if it is mounted, before
+/* For runs of a dead executor server: unmount <bundle>/output if it is mounted, before
    the bundle is removed.  */
 void boxer_runfiles_sweep (const char *bundle);
 

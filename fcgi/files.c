@@ -9,6 +9,7 @@
    (413).  */
 #include <config.h>
 
+#include "auth.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/paths.h"
@@ -28,6 +29,7 @@
 struct upload
 {
   struct boxer_server *srv;
+  const char *owner;            /* the API key's name, or NULL */
   bool one_shot;                /* POST /run: parts are "request" or a destination */
   int64_t total;                /* bytes of files so far */
   struct boxer_upload *current; /* the file part being written, if any */
@@ -41,10 +43,12 @@ struct upload
 };
 
 static void
-upload_init (struct upload *u, struct boxer_server *srv, bool one_shot)
+upload_init (struct upload *u, struct boxer_server *srv, const struct boxer_http *http,
+             bool one_shot)
 {
   memset (u, 0, sizeof *u);
   u->srv = srv;
+  u->owner = boxer_auth_owner (http);
   u->one_shot = one_shot;
   /* The JSON request is the only part held in memory; a POST /run JSON
      body has the same bound.  */
@@ -106,7 +110,7 @@ on_part_begin (void *data, const struct boxer_multipart_part *part, struct boxer
       if (part->filename == NULL)
         name = part->name;
     }
-  if (boxer_files_upload_begin (u->srv->cfg->home, name, &u->current, err) < 0)
+  if (boxer_files_upload_begin (u->srv->cfg->home, name, u->owner, &u->current, err) < 0)
     return -1;
   u->current_dest = steal_pointer (&dest);
   return 0;
@@ -207,6 +211,14 @@ receive (struct boxer_http *http, struct upload *u, struct boxer_error **err)
         }
     }
 
+  /* Disk first: nothing is read into a store that cannot hold it.  */
+  {
+    int64_t incoming = u->srv->cfg->upload_limit_bytes;
+    if (cl && *cl && strtoll (cl, NULL, 10) < incoming)
+      incoming = strtoll (cl, NULL, 10);
+    if (boxer_files_admit (u->srv->cfg, incoming, err) < 0)
+      goto fail;
+  }
   mp = boxer_multipart_new (boundary, &upload_callbacks, u);
   while ((n = FCGX_GetStr (chunk, sizeof chunk, http->fcgi->in)) > 0)
     {
@@ -238,7 +250,7 @@ boxer_handle_files_upload (struct boxer_server *srv, struct boxer_http *http,
   struct upload u;
   json_object *body, *list;
 
-  upload_init (&u, srv, false);
+  upload_init (&u, srv, http, false);
   if (receive (http, &u, err) < 0)
     return -1;
   if (u.nfiles == 0)
@@ -278,7 +290,7 @@ boxer_handle_run_multipart (struct boxer_server *srv, struct boxer_http *http,
   size_t n0;
   int r = -1;
 
-  upload_init (&u, srv, true);
+  upload_init (&u, srv, http, true);
   if (receive (http, &u, err) < 0)
     return -1;
   if (!u.seen_request)
@@ -288,7 +300,7 @@ boxer_handle_run_multipart (struct boxer_server *srv, struct boxer_http *http,
                         "request");
       goto out;
     }
-  if (boxer_request_parse_run (srv->cfg, u.request.data, u.request.len, &req, err) < 0)
+  if (boxer_request_parse_run (srv->cfg, http->key, u.request.data, u.request.len, &req, err) < 0)
     {
       boxer_error_wrap (err, "the 'request' part");
       goto out;
@@ -315,20 +327,46 @@ out:
   return r;
 }
 
+/* The record is the reply plus, with API keys, "owner": the key's name,
+   which read_record () checks and takes out again.  */
 void
-boxer_files_record_run (struct boxer_server *srv, const struct boxer_run_result *res,
-                        json_object *reply)
+boxer_files_record_run (struct boxer_server *srv, const struct boxer_http *http,
+                        const struct boxer_run_result *res, json_object *reply)
 {
   cleanup_error struct boxer_error *err = NULL;
+  const char *owner = boxer_auth_owner (http);
+  const char *text;
   size_t len;
-  const char *text = json_object_to_json_string_length (
-    reply, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 
+  if (owner)
+    json_object_object_add (reply, "owner", json_object_new_string (owner));
+  text = json_object_to_json_string_length (
+    reply, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
   if (boxer_records_commit (srv->cfg->home, res->id, text, len, &err) < 0)
     {
       boxer_log_error ("record of run %s: %s", res->id, err->msg);
       boxer_records_discard (srv->cfg->home, res->id);
     }
+  json_object_object_del (reply, "owner");
+}
+
+int
+boxer_files_check_owners (struct boxer_server *srv, const struct boxer_http *http,
+                          const struct boxer_run_request *req, struct boxer_error **err)
+{
+  if (srv->cfg->n_api_keys == 0)
+    return 0;
+  for (size_t i = 0; i < req->nfiles; i++)
+    {
+      cleanup_free char *owner = NULL;
+      if (boxer_files_owner (srv->cfg->home, req->files[i].id, srv->cfg->files_ttl_secs, &owner,
+                             err) < 0)
+        return -1;
+      /* Another key's upload is answered as if it did not exist.  */
+      if (!boxer_auth_may_see (srv, http, owner))
+        return boxer_files_not_found (req->files[i].id, srv->cfg->files_ttl_secs, err);
+    }
+  return 0;
 }
 
 static void
@@ -337,7 +375,25 @@ json_putp (json_object **o)
   json_object_put (*o);
 }
 
-/* The result.json of the run in the path (params[0]), parsed.  */
+/* Whether the record o may be shown to this request; another key's run
+   is answered as an unknown one.  */
+static bool
+record_visible (struct boxer_server *srv, struct boxer_http *http, json_object *o,
+                struct boxer_error **err)
+{
+  json_object *owner = NULL;
+
+  if (json_object_object_get_ex (o, "owner", &owner)
+      && !json_object_is_type (owner, json_type_string))
+    owner = NULL;
+  if (boxer_auth_may_see (srv, http, owner ? json_object_get_string (owner) : NULL))
+    return true;
+  boxer_records_not_found (http->params[0], srv->cfg->runs_ttl_secs, err);
+  return false;
+}
+
+/* The result.json of the run in the path (params[0]), parsed, if the
+   request may see it.  */
 static json_object *
 read_record (struct boxer_server *srv, struct boxer_http *http, struct boxer_error **err)
 {
@@ -350,7 +406,16 @@ read_record (struct boxer_server *srv, struct boxer_http *http, struct boxer_err
     return NULL;
   o = json_tokener_parse (text);
   if (o == NULL)
-    boxer_error_make (err, BOXER_ERR_INTERNAL, "run record %s is damaged", http->params[0]);
+    {
+      boxer_error_make (err, BOXER_ERR_INTERNAL, "run record %s is damaged", http->params[0]);
+      return NULL;
+    }
+  if (!record_visible (srv, http, o, err))
+    {
+      json_object_put (o);
+      return NULL;
+    }
+  json_object_object_del (o, "owner");
   return o;
 }
 
@@ -393,12 +458,16 @@ boxer_handle_run_output (struct boxer_server *srv, struct boxer_http *http,
                          struct boxer_error **err)
 {
   const char *path = http->params[1];
+  __attribute__ ((cleanup (json_putp))) json_object *o = NULL;
   cleanup_close int fd = -1;
   int64_t size;
 
   /* Checked before anything is opened; the open is confined beneath the
      record's outputs directory all the same.  */
   if (boxer_paths_check_relative (path, strlen (path), "the output path", err) < 0)
+    return -1;
+  /* Whose run it is, before anything of it is opened.  */
+  if (srv->cfg->n_api_keys > 0 && (o = read_record (srv, http, err)) == NULL)
     return -1;
   if (boxer_records_open_output (srv->cfg->home, http->params[0], srv->cfg->runs_ttl_secs, path,
                                  &fd, &size, err) < 0)

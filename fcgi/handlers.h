@@ -12,6 +12,9 @@ typedef int (*boxer_handler_fn) (struct boxer_server *srv, struct boxer_http *ht
 int boxer_handle_run (struct boxer_server *srv, struct boxer_http *http, struct boxer_error **err);
 int boxer_handle_health (struct boxer_server *srv, struct boxer_http *http,
                          struct boxer_error **err);
+/* GET /metrics: the executor's counters (executor/metrics.h).  */
+int boxer_handle_metrics (struct boxer_server *srv, struct boxer_http *http,
+                          struct boxer_error **err);
 /* Run a parsed request and answer with its result (also recorded for GET
    /runs/{id}).  */
 int boxer_run_answer (struct boxer_server *srv, struct boxer_http *http,
@@ -31,8 +34,12 @@ int boxer_handle_run_output (struct boxer_server *srv, struct boxer_http *http,
 /* Publish the run record of res with reply (its result JSON); failures are
    logged, the run's answer stands.  */
 struct json_object;
-void boxer_files_record_run (struct boxer_server *srv, const struct boxer_run_result *res,
-                             struct json_object *reply);
+void boxer_files_record_run (struct boxer_server *srv, const struct boxer_http *http,
+                             const struct boxer_run_result *res, struct json_object *reply);
+/* With API keys: every upload req names belongs to the request's key
+   (another key's is BOXER_ERR_FILE_NOT_FOUND, as an unknown one).  */
+int boxer_files_check_owners (struct boxer_server *srv, const struct boxer_http *http,
+                              const struct boxer_run_request *req, struct boxer_error **err);
 /* Between requests: remove expired uploads and run records, at most every
    so often.  */
 void boxer_files_housekeeping (struct boxer_server *srv);

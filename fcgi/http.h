@@ -6,6 +6,7 @@
 #include <fcgiapp.h>
 #include <stdbool.h>
 
+#include "cache/cache.h"
 #include "executor/executor.h"
 
 #define BOXER_HTTP_MAX_PARAMS 4
@@ -14,7 +15,6 @@ struct boxer_server
 {
   const struct boxer_config *cfg;
   struct boxer_cache *cache;
-  struct boxer_executor *executor;
 };
 
 struct boxer_http
@@ -25,10 +25,16 @@ struct boxer_http
   const char *query;        /* after '?', or "" */
   const char *content_type; /* may be NULL */
   char request_id[24];
-  int status;               /* what was answered, for the access log */
+  int status;               /* what was answered, for the access log and metrics */
+  const char *error_code;   /* the API error code answered, or NULL */
+  int64_t pull_ms;          /* POST /run: how long finding the image took; -1: not looked */
+  int64_t pulled_bytes;     /* received from registries for this request */
   /* The parts of the path that matched the route's {} and {*}, percent-decoded.  */
   char *params[BOXER_HTTP_MAX_PARAMS];
   size_t nparams;
+  /* The API key the request authenticated with; NULL when the config has
+     none (or the route is public).  */
+  const struct boxer_api_key *key;
 };
 
 /* Read the whole body, refusing more than limit bytes (BOXER_ERR_TOO_LARGE)

@@ -8,6 +8,8 @@
 #include <limits.h>
 #include <stdbool.h>
 
+#include "auth.h"
+#include "cache/registry.h"
 #include "handlers.h"
 #include "response.h"
 
@@ -146,14 +148,22 @@ boxer_handle_images_pull (struct boxer_server *srv, struct boxer_http *http,
   json_object *reply;
   size_t len;
 
+  if (boxer_auth_check_images (http, "pull", err) < 0)
+    return -1;
   if (!boxer_http_content_type_is (http, "application/json"))
     return boxer_error_make (err, BOXER_ERR_UNSUPPORTED_MEDIA,
                              "POST /images/pull takes a JSON body; send Content-Type: "
                              "application/json");
   if (boxer_http_read_body (http, PULL_BODY_MAX, &body, &len, err) < 0
-      || boxer_images_parse_pull (body, len, &reference, err) < 0
-      || boxer_cache_pull (srv->cache, reference, &image, err) < 0)
+      || boxer_images_parse_pull (body, len, &reference, err) < 0)
     return -1;
+  {
+    uint64_t bytes0 = boxer_registry_bytes_received ();
+    int r = boxer_cache_pull (srv->cache, reference, true, &image, err);
+    http->pulled_bytes = (int64_t) (boxer_registry_bytes_received () - bytes0);
+    if (r < 0)
+      return -1;
+  }
   reply = image_entry (image);
   boxer_reply_json (http->fcgi, 200, reply, NULL);
   json_object_put (reply);
@@ -165,6 +175,8 @@ int
 boxer_handle_images_delete (struct boxer_server *srv, struct boxer_http *http,
                             struct boxer_error **err)
 {
+  if (boxer_auth_check_images (http, "delete", err) < 0)
+    return -1;
   if (boxer_cache_remove (srv->cache, http->params[0], err) < 0)
     return -1;
   boxer_reply_empty (http->fcgi, 204);

@@ -1,5 +1,5 @@
 /* boxer-fcgi: the FastCGI application.  Started by spawn-fcgi with the
-   listening socket on fd 0; see fcgi/pool.h for the process model.  */
+   listening socket on fd 0; see common/pool.h for the process model.  */
 #include <config.h>
 
 #include <fcgiapp.h>
@@ -8,12 +8,14 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include "auth.h"
 #include "cache/cache.h"
 #include "common/fsutil.h"
+#include "common/layout.h"
 #include "common/log.h"
-#include "executor/executor.h"
+#include "common/pool.h"
+#include "exec_client.h"
 #include "handlers.h"
-#include "pool.h"
 #include "router.h"
 
 #define PROGRAM "boxer-fcgi"
@@ -38,11 +40,60 @@ usage (FILE *f)
 {
   fprintf (f,
            "usage: " PROGRAM " [--config FILE] [--workers N] [--socket PATH]\n"
+           "       " PROGRAM " --hash-key < KEYFILE\n"
            "\n"
            "Serve the Boxer API over FastCGI.  Normally started by spawn-fcgi, which\n"
            "passes the listening socket as fd 0; --socket listens on PATH instead.\n"
            "--workers N forks N worker processes and restarts any that die (default 4);\n"
-           "0 serves from this process alone.\n");
+           "0 serves from this process alone.\n"
+           "--hash-key reads an API key on standard input and prints the SHA-256 that\n"
+           "the config's api_keys[].sha256 holds (make a key with: openssl rand -hex 32).\n");
+}
+
+/* Keys shorter than this are refused: a key is a secret, not a password.  */
+#define MIN_KEY_BYTES 16
+
+static int
+hash_key (void)
+{
+  char key[BOXER_AUTH_HEADER_MAX + 2], hex[65];
+  size_t len = fread (key, 1, sizeof key - 1, stdin);
+
+  /* One line, as `openssl rand -hex 32 > key` writes it.  */
+  if (len > 0 && key[len - 1] == '\n')
+    len--;
+  if (len > 0 && key[len - 1] == '\r')
+    len--;
+  key[len] = '\0';
+  if (len > BOXER_AUTH_HEADER_MAX - 7 || memchr (key, '\n', len) || strlen (key) != len
+      || len < MIN_KEY_BYTES)
+    {
+      fprintf (stderr, PROGRAM ": the key on standard input must be one line of %d to %d bytes; "
+                       "make one with: openssl rand -hex 32\n",
+               MIN_KEY_BYTES, BOXER_AUTH_HEADER_MAX - 7);
+      explicit_bzero (key, sizeof key);
+      return 2;
+    }
+  for (size_t i = 0; i < len; i++)
+    if (key[i] <= ' ' || key[i] == 0x7f)
+      {
+        fprintf (stderr, PROGRAM ": the key must be printable characters without spaces "
+                         "(it travels in an HTTP header)\n");
+        explicit_bzero (key, sizeof key);
+        return 2;
+      }
+  boxer_api_key_hash_hex (key, len, hex);
+  explicit_bzero (key, sizeof key);
+  printf ("%s\n", hex);
+  return 0;
+}
+
+/* Whether the web server's listen address reaches only this host.  */
+static bool
+listen_addr_is_loopback (const char *addr)
+{
+  return strncmp (addr, "127.", 4) == 0 || strncmp (addr, "localhost:", 10) == 0
+         || strncmp (addr, "[::1]:", 6) == 0;
 }
 
 /* The path of the request without its query string.  */
@@ -60,8 +111,9 @@ request_path (FCGX_Request *req)
   return xstrndup (uri, len);
 }
 
+/* Answer one request; *rep is what the executor is told of it.  */
 static void
-serve_one (struct app *app, FCGX_Request *req)
+serve_one (struct app *app, FCGX_Request *req, struct boxer_proto_report *rep)
 {
   const char *method = FCGX_GetParam ("REQUEST_METHOD", req->envp);
   struct boxer_http http = {
@@ -70,6 +122,7 @@ serve_one (struct app *app, FCGX_Request *req)
     .content_type = FCGX_GetParam ("CONTENT_TYPE", req->envp),
     .query = FCGX_GetParam ("QUERY_STRING", req->envp),
     .status = 500,
+    .pull_ms = -1,
   };
   long long t0 = boxer_now_ms ();
 
@@ -82,6 +135,14 @@ serve_one (struct app *app, FCGX_Request *req)
   boxer_router_dispatch (&app->srv, &http);
   boxer_log_info ("%s %s %d %lld ms", http.method, http.path, http.status,
                   boxer_now_ms () - t0);
+  *rep = (struct boxer_proto_report) {
+    .status = http.status,
+    /* Codes are static strings of the status table.  */
+    .run_error = strcmp (http.path, "/run") == 0 && strcmp (http.method, "POST") == 0
+                   ? http.error_code : NULL,
+    .pull_ms = http.pull_ms,
+    .pulled_bytes = http.pulled_bytes,
+  };
   free (http.path);
   boxer_log_set_request_id (NULL);
 }
@@ -99,13 +160,6 @@ worker_main (void *data)
   sigaction (SIGTERM, &sa, NULL);
   sigaction (SIGINT, &sa, NULL);
 
-  /* Whatever a worker killed before us left behind.  */
-  if (boxer_executor_sweep (app->srv.executor, &err) < 0)
-    {
-      boxer_log_warning ("sweep: %s", err->msg);
-      boxer_error_release (&err);
-    }
-
   if (FCGX_InitRequest (&req, app->listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0)
     {
       boxer_log_error ("cannot initialise the FastCGI request");
@@ -120,8 +174,12 @@ worker_main (void *data)
             boxer_log_error ("accept: %s", r < -1 ? strerror (-r) : "failed");
           break;
         }
-      serve_one (app, &req);
+      struct boxer_proto_report rep;
+      serve_one (app, &req, &rep);
       FCGX_Finish_r (&req);
+      /* GET /metrics asks the executor, which is told here, after the
+         answer is out, without waiting.  */
+      boxer_exec_report (&app->cfg, &rep);
       /* After the answer is out, so no client waits for it.  */
       boxer_files_housekeeping (&app->srv);
     }
@@ -132,11 +190,8 @@ worker_main (void *data)
 static void
 after_stop (void *data)
 {
-  struct app *app = data;
-  cleanup_error struct boxer_error *err = NULL;
-
-  if (boxer_executor_shutdown (app->srv.executor, &err) < 0)
-    boxer_log_warning ("shutdown: %s", err->msg);
+  /* Nothing of a run is the workers' to clean up: the executor owns it.  */
+  (void) data;
 }
 
 static bool
@@ -153,6 +208,7 @@ main (int argc, char **argv)
     { "config", required_argument, NULL, 'c' },
     { "workers", required_argument, NULL, 'w' },
     { "socket", required_argument, NULL, 's' },
+    { "hash-key", no_argument, NULL, 'k' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -179,6 +235,8 @@ main (int argc, char **argv)
       case 's':
         socket_path = optarg;
         break;
+      case 'k':
+        return hash_key ();
       case 'h':
         usage (stdout);
         return 0;
@@ -196,6 +254,14 @@ main (int argc, char **argv)
       return 1;
     }
   boxer_log_info ("config from %s; home %s", source, app.cfg.home);
+  if (app.cfg.n_api_keys == 0 && !listen_addr_is_loopback (app.cfg.listen_addr))
+    boxer_log_warning ("listen_addr is %s and no api_keys are configured: anyone who reaches "
+                       "the port can run code and use the server's registry credentials; add "
+                       "api_keys (see README, \"API keys\")",
+                       app.cfg.listen_addr);
+  else if (app.cfg.n_api_keys > 0)
+    boxer_log_info ("%zu API keys; every request but GET /health needs one",
+                    app.cfg.n_api_keys);
 
   if (FCGX_Init () != 0)
     {
@@ -218,17 +284,21 @@ main (int argc, char **argv)
       goto out;
     }
 
-  if (boxer_mkdir_p (app.cfg.home, 0700, &err) < 0
-      || boxer_cache_open (&app.srv.cache, app.cfg.home, &err) < 0
-      || boxer_cache_configure (app.srv.cache, &app.cfg, &err) < 0
-      || boxer_executor_new (&app.srv.executor, &app.cfg, app.srv.cache, &err) < 0)
+  /* Started as root (spawn-fcgi, a shell): the worker user from here on,
+     before anything from a client, registry or sandbox is read.  */
+  if (app.cfg.worker_user ? boxer_layout_drop_to_worker (&app.cfg, &err) < 0
+                          : boxer_ensure_private_dir (app.cfg.home, &err) < 0)
+    {
+      fprintf (stderr, PROGRAM ": %s\n", err->msg);
+      goto out;
+    }
+  if (boxer_cache_open (&app.srv.cache, app.cfg.home, &err) < 0
+      || boxer_cache_configure (app.srv.cache, &app.cfg, &err) < 0)
     {
       fprintf (stderr, PROGRAM ": %s\n", err->msg);
       goto out;
     }
   app.srv.cfg = &app.cfg;
-  boxer_log_info ("runsc %s, platform %s", boxer_executor_runsc_version (app.srv.executor),
-                  boxer_executor_platform (app.srv.executor));
 
   if (workers == 0)
     {
@@ -242,7 +312,6 @@ main (int argc, char **argv)
                           (int) app.cfg.max_limits.wall_clock_secs + 10);
 
 out:
-  boxer_executor_free (app.srv.executor);
   boxer_cache_free (app.srv.cache);
   boxer_config_release (&app.cfg);
   return ret;

@@ -18,12 +18,12 @@
 #include "common/paths.h"
 #include "executor/files.h"
 
-#define IMAGE_MAX_BYTES 512
-#define CMD_MAX_ARGS 4096
-#define CMD_MAX_BYTES (256 * 1024)      /* sum of the arguments, each with its NUL */
-#define ENV_MAX_ENTRIES 1024
-#define ENV_MAX_BYTES (256 * 1024)      /* sum of the "KEY=VALUE" strings, with NULs */
-#define WORKDIR_MAX_BYTES 4096
+#define IMAGE_MAX_BYTES BOXER_RUN_IMAGE_MAX_BYTES
+#define CMD_MAX_ARGS BOXER_RUN_CMD_MAX_ARGS
+#define CMD_MAX_BYTES BOXER_RUN_CMD_MAX_BYTES
+#define ENV_MAX_ENTRIES BOXER_RUN_ENV_MAX_ENTRIES
+#define ENV_MAX_BYTES BOXER_RUN_ENV_MAX_BYTES
+#define WORKDIR_MAX_BYTES BOXER_RUN_WORKDIR_MAX_BYTES
 #define QUOTE_MAX 40                    /* client text quoted in a message is cut here */
 
 /* Client text quoted in messages is cut short: enough to recognise.  */
@@ -680,17 +680,70 @@ parse_run (const struct boxer_config *cfg, json_object *root, struct boxer_run_r
   return 0;
 }
 
+/* What a key may ask for, once the request is known to be valid: a 403
+   names what is over.  Defaults were lowered to the key's maximums before
+   parsing, so anything over them was asked for.  */
+static int
+check_key (const struct boxer_api_key *key, const struct boxer_run_request *req,
+           struct boxer_error **err)
+{
+  for (const struct limit_entry *e = limit_table; e->name; e++)
+    {
+      const char *asked = (const char *) &req->limits + e->offset;
+      const char *most = (const char *) &key->max_limits + e->offset;
+      if (e->is_double ? *(const double *) asked > *(const double *) most
+                       : *(const int64_t *) asked > *(const int64_t *) most)
+        {
+          char a[32], m[32];
+          if (e->is_double)
+            snprintf (a, sizeof a, "%g", *(const double *) asked),
+              snprintf (m, sizeof m, "%g", *(const double *) most);
+          else
+            snprintf (a, sizeof a, "%" PRId64, *(const int64_t *) asked),
+              snprintf (m, sizeof m, "%" PRId64, *(const int64_t *) most);
+          return boxer_error_make (err, BOXER_ERR_FORBIDDEN,
+                                   "limits.%s of %s is above the %s this API key may use", e->name,
+                                   a, m);
+        }
+    }
+  if ((req->network == BOXER_NETWORK_SANDBOX && !key->allow_network_sandbox)
+      || (req->network == BOXER_NETWORK_HOST && !key->allow_network_host))
+    return boxer_error_make (err, BOXER_ERR_FORBIDDEN,
+                             "this API key may not use network '%s'; ask the operator to add it "
+                             "to the key's allow_network",
+                             req->network == BOXER_NETWORK_HOST ? "host" : "sandbox");
+  return 0;
+}
+
+static void
+lower_to (struct boxer_limits *l, const struct boxer_limits *most)
+{
+  for (const struct limit_entry *e = limit_table; e->name; e++)
+    {
+      char *v = (char *) l + e->offset;
+      const char *m = (const char *) most + e->offset;
+      if (e->is_double && *(double *) v > *(const double *) m)
+        *(double *) v = *(const double *) m;
+      else if (!e->is_double && *(int64_t *) v > *(const int64_t *) m)
+        *(int64_t *) v = *(const int64_t *) m;
+    }
+}
+
 int
-boxer_request_parse_run (const struct boxer_config *cfg, const char *body, size_t len,
-                         struct boxer_run_request *out, struct boxer_error **err)
+boxer_request_parse_run (const struct boxer_config *cfg, const struct boxer_api_key *key,
+                         const char *body, size_t len, struct boxer_run_request *out,
+                         struct boxer_error **err)
 {
   cleanup_json json_object *root = NULL;
 
   memset (out, 0, sizeof *out);
   out->limits = cfg->defaults;
+  if (key)
+    lower_to (&out->limits, &key->max_limits);
   out->network = BOXER_NETWORK_NONE;
 
-  if (parse_json (body, len, &root, err) < 0 || parse_run (cfg, root, out, err) < 0)
+  if (parse_json (body, len, &root, err) < 0 || parse_run (cfg, root, out, err) < 0
+      || (key && check_key (key, out, err) < 0))
     {
       boxer_run_request_release (out);
       memset (out, 0, sizeof *out);

@@ -11,9 +11,13 @@
    limits and refusing (BOXER_ERR_INVALID, message naming the field) malformed
    JSON, unknown fields, wrong types, a missing image, limits outside
    [boxer_limits_floor, cfg->max_limits], NUL bytes in argv/env, and so on.
-   `network: host` when cfg disallows it is BOXER_ERR_FORBIDDEN.  */
-int boxer_request_parse_run (const struct boxer_config *cfg, const char *body, size_t len,
-                             struct boxer_run_request *out, struct boxer_error **err);
+   `network: host` when cfg disallows it is BOXER_ERR_FORBIDDEN.  With key
+   (NULL: no API keys), defaults are lowered to the key's max_limits, and a
+   limit above them or a network mode it may not use is
+   BOXER_ERR_FORBIDDEN.  */
+int boxer_request_parse_run (const struct boxer_config *cfg, const struct boxer_api_key *key,
+                             const char *body, size_t len, struct boxer_run_request *out,
+                             struct boxer_error **err);
 
 /* The checks on req->files that span entries: at most BOXER_RUN_MAX_FILES,
    no two at the same path or one under another (BOXER_ERR_INVALID).  For

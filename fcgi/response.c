@@ -5,25 +5,32 @@
 #include "common/log.h"
 #include "common/utf8.h"
 
+/* retry_after: seconds for the Retry-After header (0: none).  A disk
+   budget frees room when the sweep removes expired entries, at most a
+   minute apart; API.md has no status of its own for it, so it is "busy".  */
 static const struct
 {
   enum boxer_error_category category;
   int status;
   const char *code;
+  int retry_after;
 } status_table[] = {
-  { BOXER_ERR_INTERNAL, 500, "internal" },
-  { BOXER_ERR_INVALID, 400, "invalid_request" },
-  { BOXER_ERR_FORBIDDEN, 403, "forbidden" },
-  { BOXER_ERR_NOT_FOUND, 404, "not_found" },
-  { BOXER_ERR_IMAGE_NOT_FOUND, 404, "image_not_found" },
-  { BOXER_ERR_RUN_NOT_FOUND, 404, "run_not_found" },
-  { BOXER_ERR_FILE_NOT_FOUND, 404, "file_not_found" },
-  { BOXER_ERR_METHOD, 405, "method_not_allowed" },
-  { BOXER_ERR_TOO_LARGE, 413, "payload_too_large" },
-  { BOXER_ERR_UNSUPPORTED_MEDIA, 415, "unsupported_media_type" },
-  { BOXER_ERR_REGISTRY, 502, "registry_error" },
-  { BOXER_ERR_BUSY, 503, "busy" },
-  { BOXER_ERR_RUNTIME, 503, "runtime_unavailable" },
+  { BOXER_ERR_INTERNAL, 500, "internal", 0 },
+  { BOXER_ERR_INVALID, 400, "invalid_request", 0 },
+  { BOXER_ERR_FORBIDDEN, 403, "forbidden", 0 },
+  { BOXER_ERR_NOT_FOUND, 404, "not_found", 0 },
+  { BOXER_ERR_IMAGE_NOT_FOUND, 404, "image_not_found", 0 },
+  { BOXER_ERR_RUN_NOT_FOUND, 404, "run_not_found", 0 },
+  { BOXER_ERR_FILE_NOT_FOUND, 404, "file_not_found", 0 },
+  { BOXER_ERR_METHOD, 405, "method_not_allowed", 0 },
+  { BOXER_ERR_TOO_LARGE, 413, "payload_too_large", 0 },
+  { BOXER_ERR_UNSUPPORTED_MEDIA, 415, "unsupported_media_type", 0 },
+  { BOXER_ERR_REGISTRY, 502, "registry_error", 0 },
+  { BOXER_ERR_BUSY, 503, "busy", 1 },
+  { BOXER_ERR_RUNTIME, 503, "runtime_unavailable", 0 },
+  { BOXER_ERR_NO_SPACE, 503, "busy", 60 },
+  { BOXER_ERR_UNAUTHORIZED, 401, "unauthorized", 0 },
+  { BOXER_ERR_TOO_MANY, 429, "too_many_requests", 1 },
 };
 
 static const struct
@@ -35,11 +42,13 @@ static const struct
   { 201, "Created" },
   { 204, "No Content" },
   { 400, "Bad Request" },
+  { 401, "Unauthorized" },
   { 403, "Forbidden" },
   { 404, "Not Found" },
   { 405, "Method Not Allowed" },
   { 413, "Payload Too Large" },
   { 415, "Unsupported Media Type" },
+  { 429, "Too Many Requests" },
   { 500, "Internal Server Error" },
   { 502, "Bad Gateway" },
   { 503, "Service Unavailable" },
@@ -87,6 +96,21 @@ boxer_reply_json (FCGX_Request *req, int status, json_object *body, const char *
   FCGX_PutS (head, req->out);
   FCGX_PutStr (text, (int) len, req->out);
   FCGX_PutChar ('\n', req->out);
+}
+
+void
+boxer_reply_text (FCGX_Request *req, int status, const char *content_type, const char *text,
+                  size_t len)
+{
+  cleanup_free char *head = xasprintf ("Status: %d %s\r\n"
+                                       "Content-Type: %s\r\n"
+                                       "Content-Length: %zu\r\n"
+                                       "Cache-Control: no-store\r\n"
+                                       "\r\n",
+                                       status, boxer_http_reason (status), content_type, len);
+
+  FCGX_PutS (head, req->out);
+  FCGX_PutStr (text, (int) len, req->out);
 }
 
 void
@@ -152,18 +176,26 @@ boxer_reply_error_headers (FCGX_Request *req, const struct boxer_error *error,
 
   if (status >= 500)
     boxer_log_error ("%s", error->msg);
+  /* RFC 6750: a 401 names the scheme it wants.  */
+  if (error->category == BOXER_ERR_UNAUTHORIZED)
+    {
+      char *more = xasprintf ("%sWWW-Authenticate: Bearer realm=\"boxer\"\r\n", extra);
+      free (extra);
+      extra = more;
+    }
   if (error->category == BOXER_ERR_INTERNAL)
     {
       generic = xasprintf ("internal error; the server log has the details under request id %s",
                            request_id);
       message = generic;
     }
-  if (error->category == BOXER_ERR_BUSY)
-    {
-      char *more = xasprintf ("%sRetry-After: 1\r\n", extra);
-      free (extra);
-      extra = more;
-    }
+  for (size_t i = 0; i < sizeof status_table / sizeof status_table[0]; i++)
+    if (status_table[i].category == error->category && status_table[i].retry_after > 0)
+      {
+        char *more = xasprintf ("%sRetry-After: %d\r\n", extra, status_table[i].retry_after);
+        free (extra);
+        extra = more;
+      }
 
   json_object_object_add (e, "code", json_object_new_string (code));
   json_object_object_add (e, "message", json_object_new_string (message));

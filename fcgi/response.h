@@ -16,6 +16,9 @@ const char *boxer_http_reason (int status);
 void boxer_reply_json (FCGX_Request *req, int status, json_object *body,
                        const char *extra_headers);
 void boxer_reply_empty (FCGX_Request *req, int status);
+/* Reply with len bytes of text (below INT_MAX) of content_type.  */
+void boxer_reply_text (FCGX_Request *req, int status, const char *content_type, const char *text,
+                       size_t len);
 /* Reply with len raw bytes read from fd (a regular file; not closed), e.g.
    an output file as application/octet-stream.  */
 void boxer_reply_fd (FCGX_Request *req, int status, const char *content_type, int fd,

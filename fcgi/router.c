@@ -4,6 +4,7 @@
 
 #include <strings.h>
 
+#include "auth.h"
 #include "common/buf.h"
 #include "handlers.h"
 #include "response.h"
@@ -13,19 +14,21 @@ struct route
   const char *method;
   const char *pattern;
   boxer_handler_fn handler;
+  bool public;          /* answered without an API key */
 };
 
 /* One line per endpoint; see boxer_router_match () for the patterns.  */
 static const struct route routes[] = {
-  { "POST", "/run", boxer_handle_run },
-  { "GET", "/health", boxer_handle_health },
-  { "POST", "/files", boxer_handle_files_upload },
-  { "GET", "/runs/{}", boxer_handle_run_get },
-  { "GET", "/runs/{}/outputs", boxer_handle_run_outputs },
-  { "GET", "/runs/{}/outputs/{*}", boxer_handle_run_output },
-  { "GET", "/images", boxer_handle_images_list },
-  { "POST", "/images/pull", boxer_handle_images_pull },
-  { "DELETE", "/images/{*}", boxer_handle_images_delete },
+  { "POST", "/run", boxer_handle_run, false },
+  { "GET", "/health", boxer_handle_health, true },
+  { "GET", "/metrics", boxer_handle_metrics, true },
+  { "POST", "/files", boxer_handle_files_upload, false },
+  { "GET", "/runs/{}", boxer_handle_run_get, false },
+  { "GET", "/runs/{}/outputs", boxer_handle_run_outputs, false },
+  { "GET", "/runs/{}/outputs/{*}", boxer_handle_run_output, false },
+  { "GET", "/images", boxer_handle_images_list, false },
+  { "POST", "/images/pull", boxer_handle_images_pull, false },
+  { "DELETE", "/images/{*}", boxer_handle_images_delete, false },
 };
 
 int
@@ -184,7 +187,15 @@ boxer_router_dispatch (struct boxer_server *srv, struct boxer_http *http)
       path_known = true;
       if (strcmp (routes[i].method, http->method) == 0)
         {
-          int r = routes[i].handler (srv, http, &err);
+          int r;
+          if (!routes[i].public && srv->cfg->n_api_keys > 0
+              && boxer_auth_find (srv->cfg, FCGX_GetParam ("HTTP_AUTHORIZATION", http->fcgi->envp),
+                                  &http->key, &err) < 0)
+            {
+              release_params (http);
+              goto fail;
+            }
+          r = routes[i].handler (srv, http, &err);
           release_params (http);
           if (r == 0)
             return;
@@ -202,16 +213,13 @@ boxer_router_dispatch (struct boxer_server *srv, struct boxer_http *http)
       cleanup_free char *method = boxer_quote (http->method, strlen (http->method), 16);
       boxer_error_make (&err, BOXER_ERR_METHOD, "%s is not allowed on this path; use %s", method,
                         allow);
-      http->status = 405;
+      http->status = boxer_http_status (err->category, &http->error_code);
       boxer_reply_error_headers (http->fcgi, err, http->request_id, header);
       return;
     }
   boxer_error_make (&err, BOXER_ERR_NOT_FOUND, "no such endpoint; see the API reference");
 
 fail:
-  {
-    const char *code;
-    http->status = boxer_http_status (err->category, &code);
-    boxer_reply_error (http->fcgi, err, http->request_id);
-  }
+  http->status = boxer_http_status (err->category, &http->error_code);
+  boxer_reply_error (http->fcgi, err, http->request_id);
 }

@@ -1,7 +1,12 @@
 /* POST /run and GET /health.  */
 #include <config.h>
 
+#include "common/fsutil.h"
 #include "common/log.h"
+#include "auth.h"
+#include "cache/registry.h"
+#include "exec_client.h"
+#include "executor/records.h"
 #include "handlers.h"
 #include "request.h"
 #include "response.h"
@@ -23,7 +28,7 @@ boxer_handle_run (struct boxer_server *srv, struct boxer_http *http, struct boxe
                              "(or multipart/form-data with a 'request' part and files)");
   if (boxer_http_read_body (http, srv->cfg->upload_limit_bytes, &body, &len, err) < 0)
     return -1;
-  if (boxer_request_parse_run (srv->cfg, body, len, &req, err) < 0)
+  if (boxer_request_parse_run (srv->cfg, http->key, body, len, &req, err) < 0)
     return -1;
 
   r = boxer_run_answer (srv, http, &req, err);
@@ -35,18 +40,48 @@ int
 boxer_run_answer (struct boxer_server *srv, struct boxer_http *http,
                   const struct boxer_run_request *req, struct boxer_error **err)
 {
+  cleanup_image struct boxer_image *image = NULL;
+  cleanup_close int output_fd = -1;
   struct boxer_run_result res;
+  char id[40];
   json_object *reply;
+  long long t0;
+  uint64_t bytes0;
+  int r;
 
-  if (boxer_executor_run (srv->executor, req, &res, err) < 0)
+  if (boxer_files_check_owners (srv, http, req, err) < 0)
     return -1;
+  /* A run whose record could not be kept is refused before it starts.  */
+  if (boxer_records_admit (srv->cfg, err) < 0)
+    return -1;
+  /* Pulled as the pull policy says (if the key may pull), and held (never
+     collected) until image is freed, after the run.  */
+  t0 = boxer_now_ms ();
+  bytes0 = boxer_registry_bytes_received ();
+  r = boxer_cache_acquire (srv->cache, req->image, http->key == NULL || http->key->allow_images,
+                           &image, err);
+  http->pull_ms = boxer_now_ms () - t0;
+  http->pulled_bytes = (int64_t) (boxer_registry_bytes_received () - bytes0);
+  if (r < 0)
+    return -1;
+  if (boxer_random_id (id, BOXER_RECORD_ID_PREFIX, BOXER_RECORD_ID_HEX, err) < 0)
+    return -1;
+  if (boxer_exec_run (srv->cfg, id, boxer_auth_owner (http), req, image, http->fcgi->ipcFd, &res, &output_fd, err) < 0)
+    return -1;
+  /* What the run wrote is read here, by the worker, never by the
+     executor.  */
+  if (boxer_records_capture (srv->cfg, id, output_fd, &res, err) < 0)
+    {
+      boxer_run_result_release (&res);
+      return -1;
+    }
 
   boxer_log_info ("run %s image=%s exit=%d timed_out=%d oom=%d wall_ms=%lld peak_mem=%lld", res.id,
                   res.image, res.exit_code, res.timed_out, res.oom_killed, (long long) res.wall_ms,
                   (long long) res.memory_peak_bytes);
   reply = boxer_run_result_to_json (&res);
   /* GET /runs/{id} answers with the same, from any worker.  */
-  boxer_files_record_run (srv, &res, reply);
+  boxer_files_record_run (srv, http, &res, reply);
   boxer_run_result_release (&res);
   boxer_reply_json (http->fcgi, 200, reply, NULL);
   json_object_put (reply);
@@ -55,18 +90,32 @@ boxer_run_answer (struct boxer_server *srv, struct boxer_http *http,
 }
 
 int
+boxer_handle_metrics (struct boxer_server *srv, struct boxer_http *http, struct boxer_error **err)
+{
+  cleanup_free char *text = NULL;
+
+  if (boxer_exec_metrics (srv->cfg, &text, err) < 0)
+    return -1;
+  boxer_reply_text (http->fcgi, 200, "text/plain; version=0.0.4; charset=utf-8", text,
+                    strlen (text));
+  http->status = 200;
+  return 0;
+}
+
+int
 boxer_handle_health (struct boxer_server *srv, struct boxer_http *http, struct boxer_error **err)
 {
+  struct boxer_proto_hello hello;
   json_object *body;
 
-  if (boxer_executor_check (srv->executor, err) < 0)
+  if (boxer_exec_hello (srv->cfg, &hello, err) < 0)
     return -1;
   body = json_object_new_object ();
   json_object_object_add (body, "status", json_object_new_string ("ok"));
-  json_object_object_add (body, "runsc_version",
-                          json_object_new_string (boxer_executor_runsc_version (srv->executor)));
-  json_object_object_add (body, "platform",
-                          json_object_new_string (boxer_executor_platform (srv->executor)));
+  json_object_object_add (body, "runsc_version", json_object_new_string (hello.runsc_version));
+  json_object_object_add (body, "platform", json_object_new_string (hello.platform));
+  json_object_object_add (body, "cgroup", json_object_new_string (hello.cgroup));
+  boxer_proto_hello_release (&hello);
   boxer_reply_json (http->fcgi, 200, body, NULL);
   json_object_put (body);
   http->status = 200;

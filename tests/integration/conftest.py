@@ -87,6 +87,9 @@ def leftovers(home, runsc_root):
         if ctrl.is_dir():
             for d in ctrl.glob(f"boxer-{instance}-*"):
                 found.append(f"cgroup: {d}")
+    # cgroup v2: below the service's own cgroup (executor/cgroup.h).
+    if Path("/sys/fs/cgroup/cgroup.controllers").exists():
+        found += [f"cgroup: {d}" for d in Path("/sys/fs/cgroup").glob(f"**/runs/boxer-{instance}-*")]
     active = Path(home) / "runs" / "active"
     if active.exists():
         found += [f"run state: {p}" for p in active.iterdir()]
@@ -155,10 +158,17 @@ def load_test_images(config_path, workdir):
                         "load", layouts[name], ref], check=True, capture_output=True)
 
 
+def children(pid):
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
 def check_prerequisites():
     need(os.geteuid() == 0, "integration tests run runsc and need root")
     need(runsc_path() is not None, "runsc not found (set BOXER_RUNSC or run contrib/build-runsc.sh)")
     need((BUILD / "boxer-fcgi").exists(), "boxer-fcgi is not built")
+    need(subprocess.run(["id", "-u", "boxer"], capture_output=True).returncode == 0,
+         "the workers' user 'boxer' is missing (run contrib/ensure-user.sh)")
     need(shutil.which("nginx") and shutil.which("spawn-fcgi"), "nginx and spawn-fcgi are needed")
 
 
@@ -169,6 +179,9 @@ class Stack(Api):
     def __init__(self, port, config=None, workers=4, images=True):
         super().__init__("127.0.0.1", port)
         self.tmp = Path(tempfile.mkdtemp(prefix="boxer-it-"))
+        # The workers (the boxer user) and nginx's (www-data) pass through
+        # to the home and the FastCGI socket; nobody may list it.
+        os.chmod(self.tmp, 0o711)
         self.home = self.tmp / "home"
         self.prefix = self.tmp / "srv"
         self.runsc_root = self.home / "runsc"
@@ -188,6 +201,8 @@ class Stack(Api):
             # Test images are loaded, never pulled: an unknown image is a 404
             # whatever answers on localhost:5000 (test_registry.py pulls).
             "pull_policy": "never",
+            # As deployed: only the executor is root.
+            "worker_user": "boxer",
         }
         self.config.update(config or {})
         self.config_path = self.tmp / "config.json"
@@ -195,15 +210,31 @@ class Stack(Api):
         if images:
             load_test_images(self.config_path, self.tmp)
 
-    def start(self, env=None):
+    def start(self, env=None, pool_args=()):
         env = dict(os.environ, **{SERVER_SECRET: "do-not-leak"}, **(env or {}))
         subprocess.run([str(ROOT / "contrib/pool.sh"), "start", "--config", str(self.config_path),
                         "--prefix", str(self.prefix), "--workers", str(self.workers),
-                        "--bin", str(BUILD / "boxer-fcgi")], check=True, env=env)
+                        "--bin", str(BUILD / "boxer-fcgi"), *pool_args], check=True, env=env)
         return self
 
     def master_pid(self):
         return int((self.prefix / "boxer-fcgi.pid").read_text())
+
+    def worker_pids(self):
+        return children(self.master_pid())
+
+    def executor_pid(self):
+        """The executor's master, which supervises its one server."""
+        return int((self.prefix / "boxer-executor.pid").read_text())
+
+    def executor_server_pid(self):
+        kids = children(self.executor_pid())
+        return kids[0] if kids else None
+
+    def run_processes(self):
+        """The executor's run children: one per admitted run."""
+        server = self.executor_server_pid()
+        return children(server) if server else []
 
     def stop(self):
         subprocess.run([str(ROOT / "contrib/pool.sh"), "stop", "--prefix", str(self.prefix)],

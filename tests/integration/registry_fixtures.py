@@ -75,7 +75,8 @@ def bcrypt_hash(password):
 def tar_layer(entries):
     """An uncompressed tar of entries: (name, kind, arg) with kind one of
     "file" (arg: bytes or str), "dir", "symlink" (arg: target), "hardlink"
-    (arg: target), "exec" (arg: bytes, mode 0755)."""
+    (arg: target), "exec" (arg: bytes, mode 0755), "setuid" (arg: bytes,
+    mode 06755, owned by root), "fifo", "chardev" (arg: (major, minor))."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, kind, arg in entries:
@@ -95,6 +96,18 @@ def tar_layer(entries):
             elif kind == "hardlink":
                 info.type = tarfile.LNKTYPE
                 info.linkname = arg
+            elif kind == "setuid":
+                data = arg.encode() if isinstance(arg, str) else arg
+                info.size = len(data)
+                info.mode = 0o6755
+                info.uid = info.gid = 0
+            elif kind == "fifo":
+                info.type = tarfile.FIFOTYPE
+                info.mode = 0o644
+            elif kind == "chardev":
+                info.type = tarfile.CHRTYPE
+                info.devmajor, info.devminor = arg
+                info.mode = 0o666
             else:
                 raise ValueError(kind)
             tar.addfile(info, io.BytesIO(data) if data is not None else None)
@@ -478,25 +491,66 @@ class RegistryClient:
 
 # --- a fault-injecting proxy ----------------------------------------------
 
+class ConnectionCounter:
+    """A TCP listener on 127.0.0.1:port that counts the connections it
+    accepts and closes them: what must never be contacted."""
+
+    def __init__(self, port):
+        import socket
+        self.port = port
+        self.count = 0
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.count += 1
+            conn.close()
+
+    @property
+    def host(self):
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join()
+        self.sock.close()
+
+
 class Proxy:
     """A reverse proxy to a registry on 127.0.0.1:port that counts what
     it forwards and can misbehave on request:
 
     stall_blobs: blob bodies stop after their first half until released
     stall_all: every response waits until released
+    trickle: blob bodies are sent 512 bytes every 0.2 s, never stalling
+      long enough for a stall timeout
     storage_port: blob GETs are redirected (307) to a separate "blob
       storage" server on that port, which serves them and records whether
-      any request reached it with an Authorization header
+      any request reached it with an Authorization header (with
+      serve_storage=False, someone else listens there)
     rewrite: fn(path, status, body) -> body or None, to answer with other
       bytes (Content-Length follows them)."""
 
-    def __init__(self, port, upstream_port, storage_port=None, upstream_auth=None):
+    def __init__(self, port, upstream_port, storage_port=None, upstream_auth=None,
+                 serve_storage=True):
         self.port, self.upstream_port = port, upstream_port
         self.upstream_auth = upstream_auth
         self.release = threading.Event()
         self.stalled = threading.Event()
         self.stall_blobs = False
         self.stall_all = False
+        self.trickle = False
         self.rewrite = None
         self.paths = []
         self.storage_paths = []
@@ -507,7 +561,7 @@ class Proxy:
         self.server.daemon_threads = True
         self.servers = [self.server]
         self.storage_port = storage_port
-        if storage_port:
+        if storage_port and serve_storage:
             storage = http.server.ThreadingHTTPServer(("127.0.0.1", storage_port),
                                                       self._handler(storage=True))
             storage.daemon_threads = True
@@ -589,6 +643,18 @@ class Proxy:
                     self.wfile.flush()
                     proxy.stalled.set()
                     proxy.release.wait(60)
+                    self.close_connection = True
+                    return
+                if proxy.trickle and is_blob and resp.status == 200:
+                    try:
+                        for i in range(0, len(body), 512):
+                            if proxy.release.is_set():
+                                break
+                            self.wfile.write(body[i:i + 512])
+                            self.wfile.flush()
+                            time.sleep(0.2)
+                    except OSError:
+                        pass
                     self.close_connection = True
                     return
                 self.wfile.write(body)

@@ -77,11 +77,17 @@ def test_odd_references(hostile, ref):
     assert "reference" in msg
 
 
-@pytest.mark.parametrize("method, path", [
-    ("PATCH", "/run"), ("PUT", "/files"), ("DELETE", "/runs/x"), ("GET", "/run/../health/x"),
-    ("GET", "/%00"), ("GET", "/" + "a" * 3000), ("BREW", "/run"),
+@pytest.mark.parametrize("method, path, expect", [
+    # An unknown method on a known path: 405 with Allow (README, openapi.yaml).
+    ("PATCH", "/run", 405), ("PUT", "/files", 405), ("DELETE", "/runs/r_" + "0" * 32, 405),
+    ("BREW", "/run", 405),
+    # Unknown paths, however long: 404; a NUL in the path: 400.
+    ("GET", "/run/../health/x", 404), ("GET", "/%00", 400), ("GET", "/" + "a" * 3000, 404),
 ])
-def test_unknown_methods_and_paths(hostile, method, path):
-    status, parsed, _, raw = hostile.request(method, path)
-    assert 400 <= status < 500, (status, raw[:200])
+def test_unknown_methods_and_paths(hostile, method, path, expect):
+    status, parsed, resp, raw = hostile.request(method, path)
+    assert status == expect, (status, raw[:200])
     assert "error" in parsed
+    if expect == 405:
+        assert parsed["error"]["code"] == "method_not_allowed"
+        assert resp.getheader("Allow"), resp.getheaders()

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUILD, BUSYBOX, PYTHON, Stack, check_prerequisites, need, wait_no_leftovers
+from conftest import (BUILD, BUSYBOX, PYTHON, Stack, check_prerequisites, children, need,
+                      wait_no_leftovers)
 
 BASE = int(os.environ.get("BOXER_TEST_PORT", "18080"))
 # The module's stack; make_stack uses BASE + 1, + 2, ...
@@ -46,7 +47,7 @@ GATEWAY = str(subnet(PORT)[1])
 API_ADDR = f"10.214.{OCTET}.1"              # on an interface of the test
 OUTSIDE = f"198.18.{OCTET}.1"               # not a denied range: the "Internet"
 OUTSIDE_HOST_END = f"198.18.{OCTET}.254"
-METADATA = "169.254.77.77"                  # link-local, denied by default
+METADATA = f"169.254.77.{OCTET}"             # link-local, denied by default
 NAME = "web.boxer.internal"                 # what the test resolver answers
 
 # Tries each host:port with a 3 s timeout; prints {"host:port": "open" | error}.
@@ -424,8 +425,7 @@ def test_sandbox_small_pool_own_deny_ranges(make_stack, net_env):
 def test_bad_network_config_stops_startup(tmp_path, net_env, field, value, needle):
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps({"home": str(tmp_path / "home"), field: value}))
-    p = subprocess.run([str(BUILD / "boxer-fcgi"), "--config", str(cfg), "--workers", "0",
-                        "--socket", str(tmp_path / "s.sock")],
+    p = subprocess.run([str(BUILD / "boxer-executor"), "--config", str(cfg)],
                        capture_output=True, text=True, timeout=30)
     assert p.returncode != 0 and needle in p.stderr, p.stderr
     instance = (tmp_path / "home" / "instance-id").read_text()
@@ -458,14 +458,10 @@ def test_host_when_enabled(make_stack, net_env):
 
 # ---- cleanup --------------------------------------------------------------
 
-def worker_pids(prefix):
-    master = int((prefix / "boxer-fcgi.pid").read_text())
-    out = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
-
-
 def test_killed_worker_network_swept(api):
-    before = worker_pids(api.prefix)
+    """A worker killed mid-run: the executor cancels its run and removes
+    namespace, veth, lease and firewall element with the sandbox."""
+    before = api.worker_pids()
     result = {}
     t = threading.Thread(target=lambda: result.update(
         status=api.request("POST", "/run", sh("sleep 30", network="sandbox"))[0]))
@@ -475,19 +471,14 @@ def test_killed_worker_network_swept(api):
             (Path(api.home) / "netns").iterdir()):
         assert time.monotonic() < deadline, "the run set up no network"
         time.sleep(0.1)
-    victim = None
-    while victim is None:
-        for pid in before:
-            if subprocess.run(["pgrep", "-P", str(pid)], capture_output=True).stdout.strip():
-                victim = pid
-        assert victim or time.monotonic() < deadline, "no worker started runsc"
+    while not any(children(p) for p in api.run_processes()):
+        assert time.monotonic() < deadline, "the executor started no runsc"
         time.sleep(0.1)
     time.sleep(0.5)
-    os.kill(victim, signal.SIGKILL)
+    for pid in before:
+        os.kill(pid, signal.SIGKILL)
     t.join(timeout=60)
     assert result["status"] == 502
-    # The replacement worker sweeps namespace, veth, lease and firewall
-    # element along with the sandbox.
     assert wait_no_leftovers(api.home, api.runsc_root, timeout=20) == []
 
 

@@ -9,6 +9,7 @@ BOXER_TEST_PORT+8 (this module's stack); registries, token issuers and
 proxies BOXER_TEST_PORT+10..+19."""
 
 import os
+import pwd
 import shutil
 import subprocess
 import threading
@@ -19,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, Stack, check_prerequisites, need
-from registry_fixtures import (REGISTRY_BIN, Image, Index, Proxy, Registry, TokenIssuer,
-                               busybox_entries)
+from registry_fixtures import (REGISTRY_BIN, ConnectionCounter, Image, Index, Proxy, Registry,
+                               TokenIssuer, busybox_entries)
 
 BASE = int(os.environ.get("BOXER_TEST_PORT", "18080"))
 STACK_PORT = BASE + 8
@@ -153,7 +154,10 @@ def test_unknown_repository_and_tag(boxer, registry):
 
 
 def test_unreachable_and_plain_http_not_listed(registry, make_stack):
-    s = make_stack(insecure(f"127.0.0.1:{UNUSED_PORT}"), images=False).start()
+    cfg = insecure(f"127.0.0.1:{UNUSED_PORT}")
+    # Configured (loopback registries must be), but not as plain HTTP.
+    cfg["registries"][registry.host] = {}
+    s = make_stack(cfg, images=False).start()
     t0 = time.monotonic()
     status, code, msg = error(s, "POST", "/run", {"image": f"127.0.0.1:{UNUSED_PORT}/a/b:1",
                                                   "cmd": ["true"]})
@@ -185,11 +189,12 @@ def test_pull_policies(registry, make_stack):
     status, code, msg = error(never, "POST", "/run", {"image": ref, "cmd": ["true"]})
     assert (status, code) == (404, "image_not_found")
     assert len(registry.requests()) == n
-    # An explicit pull still pulls; then runs use it.
-    status, body, _, raw = never.request("POST", "/images/pull", {"image": ref})
-    assert status == 200, raw
-    assert body["reference"] == ref
-    assert run(never, ref, "echo", "ok")["stdout"] == "ok\n"
+    # An explicit pull is refused too: "never" means no registry is asked.
+    status, code, msg = error(never, "POST", "/images/pull", {"image": ref})
+    assert (status, code) == (403, "forbidden"), msg
+    assert 'pull_policy is "never"' in msg
+    assert len(registry.requests()) == n
+    assert_nothing_cached(never)
 
 
 def test_mirror(registry, make_stack):
@@ -389,7 +394,9 @@ def test_token_auth(tmp_path, ports, make_stack):
     try:
         reg.push_image("boxer/tok", "1", unique_image("tok"), creds=("pusher", "push-pass"))
         reg.push_image("boxer/tok2", "1", unique_image("tok2"), creds=("pusher", "push-pass"))
-        s = make_stack(insecure(reg.host), images=False, workers=1).start()
+        # The token server is on loopback too: it must be configured.
+        s = make_stack(insecure(reg.host, f"127.0.0.1:{issuer.port}"), images=False,
+                       workers=1).start()
         n = issuer.count()
         status, body, _, raw = s.request("POST", "/images/pull", {"image": f"{reg.host}/boxer/tok:1"})
         assert status == 200, raw
@@ -424,7 +431,8 @@ def test_token_auth_with_credentials(tmp_path, ports, make_stack):
         reg.push_image("private/app", "1", unique_image("private"), creds=("bob", "b0b"))
         s = make_stack({"pull_policy": "if-not-present", "registries": {
             reg.host: {"insecure": True, "username": "bob", "password": "b0b"},
-            f"localhost:{reg.port}": {"insecure": True}}}, images=False, workers=1).start()
+            f"localhost:{reg.port}": {"insecure": True},
+            f"127.0.0.1:{issuer.port}": {"insecure": True}}}, images=False, workers=1).start()
         r = run(s, f"{reg.host}/private/app:1", "cat", "/etc/image")
         assert r["stdout"] == "private"
         assert ("repository:private/app:pull", "bob") in issuer.requests
@@ -446,9 +454,12 @@ def test_redirect_to_blob_storage_without_credentials(ports, make_stack):
     proxy = Proxy(ports(), p, storage_port=ports(), upstream_auth=("carol", "pw"))
     try:
         reg.push_image("boxer/redirected", "1", unique_image("redirected"), creds=("carol", "pw"))
+        # Blob storage on loopback is reached only because it is configured.
         s = make_stack({"pull_policy": "if-not-present", "registries": {
             f"127.0.0.1:{proxy.port}": {"insecure": True, "username": "carol",
-                                        "password": "pw"}}}, images=False, workers=1).start()
+                                        "password": "pw"},
+            f"127.0.0.1:{proxy.storage_port}": {"insecure": True}}},
+            images=False, workers=1).start()
         r = run(s, f"127.0.0.1:{proxy.port}/boxer/redirected:1", "cat", "/etc/image")
         assert r["stdout"] == "redirected"
         # Every blob came from the storage server, which never saw credentials.
@@ -509,6 +520,237 @@ def test_oversized_and_lying_responses(registry, ports, make_stack):
             assert_nothing_cached(s)
     finally:
         proxy.stop()
+
+
+# --- requests to hosts that are not registries ---------------------------
+
+def test_unconfigured_loopback_host_is_never_contacted(registry, ports, make_stack):
+    """A reference naming a loopback listener that is not a configured
+    registry makes no connection to it, and the error is the same whether
+    anything listens there or not."""
+    counter = ConnectionCounter(ports())
+    try:
+        s = make_stack(insecure(registry.host), images=False, workers=1).start()
+        messages = []
+        for host in (counter.host, f"localhost:{counter.port}", f"127.0.0.1:{UNUSED_PORT}"):
+            for method, path, body in (("POST", "/images/pull", {"image": f"{host}/x:y"}),
+                                       ("POST", "/run", {"image": f"{host}/x:y",
+                                                         "cmd": ["true"]})):
+                status, code, msg = error(s, method, path, body)
+                assert (status, code) == (403, "forbidden"), msg
+                assert "not allowed" in msg, msg
+                messages.append(msg.replace(host, "HOST"))
+        assert counter.count == 0
+        # Listening or not, the client learns nothing from the text.
+        assert len(set(messages) - {messages[0], messages[1]}) == 0, messages
+        assert_nothing_cached(s)
+        # The configured registry still works.
+        assert run(s, f"{registry.host}/boxer/busybox:latest", "echo", "ok")["stdout"] == "ok\n"
+    finally:
+        counter.stop()
+
+
+def test_redirect_to_unconfigured_host_is_refused(registry, ports, make_stack):
+    """A configured registry that redirects blobs to a loopback listener
+    that is not configured: no connection reaches it."""
+    counter = ConnectionCounter(ports())
+    proxy = Proxy(ports(), registry.port, storage_port=counter.port, serve_storage=False)
+    try:
+        s = make_stack(insecure(f"127.0.0.1:{proxy.port}"), images=False, workers=1).start()
+        status, code, msg = error(s, "POST", "/images/pull",
+                                  {"image": f"127.0.0.1:{proxy.port}/boxer/busybox:latest"})
+        assert (status, code) == (403, "forbidden"), msg
+        assert "not allowed" in msg
+        assert proxy.blob_paths(), "the registry was never asked for a blob"
+        assert counter.count == 0
+        assert_nothing_cached(s)
+    finally:
+        proxy.stop()
+        counter.stop()
+
+
+def test_token_realm_on_an_unconfigured_host_is_refused(tmp_path, ports, make_stack):
+    need_registry()
+    issuer = TokenIssuer(ports(), tmp_path, service="boxer-test-registry",
+                         users={"pusher": "push-pass"})
+    reg = Registry(ports(), auth=("token", issuer))
+    try:
+        reg.push_image("boxer/tok", "1", unique_image("tok"), creds=("pusher", "push-pass"))
+        s = make_stack(insecure(reg.host), images=False, workers=1).start()
+        n = issuer.count()
+        status, code, msg = error(s, "POST", "/images/pull", {"image": f"{reg.host}/boxer/tok:1"})
+        assert (status, code) == (403, "forbidden"), msg
+        assert "authentication token" in msg and "not allowed" in msg
+        assert issuer.count() == n
+    finally:
+        reg.stop()
+        issuer.stop()
+
+
+def test_allowed_registries(registry, make_stack):
+    """allowed_registries restricts further: an unlisted registry is refused
+    before any name is looked up; configured ones stay allowed."""
+    s = make_stack(insecure(registry.host, allowed_registries=[]), images=False,
+                   workers=1).start()
+    status, code, msg = error(s, "POST", "/images/pull", {"image": "python:3.12"})
+    assert (status, code) == (403, "forbidden"), msg
+    assert "not in the server's allowed_registries" in msg
+    assert run(s, f"{registry.host}/boxer/busybox:latest", "echo", "ok")["stdout"] == "ok\n"
+
+
+def test_pull_that_trickles_past_pull_timeout(registry, ports, make_stack):
+    """A registry that never stalls long enough for registry_timeout_secs
+    but takes forever: pull_timeout_secs ends it."""
+    img = unique_image("trickle", [("etc/big", "file", os.urandom(1 << 20).hex())])
+    registry.push_image("boxer/trickle", "1", img)
+    proxy = Proxy(ports(), registry.port)
+    proxy.trickle = True
+    try:
+        s = make_stack(insecure(f"127.0.0.1:{proxy.port}", registry_timeout_secs=5,
+                                pull_timeout_secs=4), images=False, workers=1).start()
+        t0 = time.monotonic()
+        status, code, msg = error(s, "POST", "/images/pull",
+                                  {"image": f"127.0.0.1:{proxy.port}/boxer/trickle:1"})
+        took = time.monotonic() - t0
+        assert (status, code) == (502, "registry_error"), msg
+        assert "pull_timeout_secs" in msg
+        assert took < 12, took
+        assert_nothing_cached(s)
+    finally:
+        proxy.stop()
+
+
+# --- hostile images -------------------------------------------------------
+
+def worker_peak_kib(stack):
+    peak = 0
+    for pid in worker_pids(stack):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peak = max(peak, int(line.split()[1]))
+    return peak
+
+
+def test_directory_bombs_are_refused(registry, make_stack):
+    """Few tar entries that imply many directories, deep or long paths:
+    refused within seconds, with nothing left on disk and the workers'
+    memory bounded."""
+    s = make_stack(insecure(registry.host, image_max_entries=1500,
+                            image_max_bytes=64 * 1024 * 1024), images=False, workers=1).start()
+    # The reviewed bomb: 300 entries with 2,000-byte paths, a 5 KB layer.
+    long_paths = [(("a/" * 999) + f"f{i}", "file", "") for i in range(300)]
+    # Within the length bound but 201 directories deep.
+    deep = [(f"{i}/" + "d/" * 200 + "f", "file", "") for i in range(300)]
+    # Shallow enough, short enough, but 300 x 60 implied directories.
+    wide = [(f"w{i}/" + "/".join(f"{j}" for j in range(60)) + "/f", "file", "")
+            for i in range(300)]
+    # Many empty files: each costs at least a block.
+    many = [("many/", "dir", None)] + [(f"many/{i}", "file", "") for i in range(1000)]
+    many = [many, [("more/", "dir", None)] + [(f"more/{i}", "file", "") for i in range(1000)]]
+    cases = [("long", [busybox_entries(), long_paths], "image_max_path_bytes"),
+             ("deep", [busybox_entries(), deep], "image_max_depth"),
+             ("wide", [busybox_entries(), wide], "image_max_entries"),
+             ("many", [busybox_entries()] + many, "image_max_entries")]
+    for name, layers, limit in cases:
+        img = Image(layers)
+        registry.push_image(f"boxer/bomb-{name}", "1", img)
+        t0 = time.monotonic()
+        status, code, msg = error(s, "POST", "/images/pull",
+                                  {"image": f"{registry.host}/boxer/bomb-{name}:1"})
+        took = time.monotonic() - t0
+        assert (status, code) == (413, "payload_too_large"), (name, msg)
+        assert limit in msg, (name, msg)
+        assert took < 10, (name, took)
+        assert_nothing_cached(s)
+    small = make_stack(insecure(registry.host, image_max_bytes=4 * 1024 * 1024), images=False,
+                       workers=1).start()
+    img = Image([busybox_entries(), [("blocks/", "dir", None)]
+                 + [(f"blocks/{i}", "file", "") for i in range(1000)]])
+    registry.push_image("boxer/bomb-blocks", "1", img)
+    status, code, msg = error(small, "POST", "/images/pull",
+                              {"image": f"{registry.host}/boxer/bomb-blocks:1"})
+    assert (status, code) == (413, "payload_too_large"), msg
+    assert "image_max_bytes" in msg
+    assert_nothing_cached(small)
+    assert worker_peak_kib(s) < 128 * 1024, worker_peak_kib(s)
+
+
+def test_default_bounds_refuse_the_reviewed_bomb(registry, make_stack):
+    """With the defaults, the reviewed 5 KB layer never makes 300,000
+    directories."""
+    s = make_stack(insecure(registry.host), images=False, workers=1).start()
+    img = Image([busybox_entries(), [(("a/" * 999) + f"f{i}", "file", "") for i in range(300)],
+                 ])
+    registry.push_image("boxer/bomb-default", "1", img)
+    assert len(img.layers[1].data) < 20000
+    t0 = time.monotonic()
+    status, code, msg = error(s, "POST", "/images/pull",
+                              {"image": f"{registry.host}/boxer/bomb-default:1"})
+    assert (status, code) == (413, "payload_too_large"), msg
+    assert time.monotonic() - t0 < 10
+    assert_nothing_cached(s)
+
+
+def test_unpacking_within_bounds_still_ends_at_pull_timeout(registry, make_stack):
+    """3,000 entries implying 180,000 directories: within the default
+    bounds, but pull_timeout_secs ends the unpacking too."""
+    s = make_stack(insecure(registry.host, pull_timeout_secs=3), images=False,
+                   workers=1).start()
+    wide = [(f"w{i}/" + "/".join(f"{j}" for j in range(60)) + "/f", "file", "")
+            for i in range(3000)]
+    tag = str(time.monotonic_ns())
+    registry.push_image("boxer/slow-unpack", tag, Image([busybox_entries(), wide]))
+    t0 = time.monotonic()
+    status, code, msg = error(s, "POST", "/images/pull",
+                              {"image": f"{registry.host}/boxer/slow-unpack:{tag}"})
+    assert (status, code) == (502, "registry_error"), msg
+    assert "pull_timeout_secs" in msg and "unpacking" in msg, msg
+    # The deadline, then removing the tens of thousands of directories
+    # made by then.
+    assert time.monotonic() - t0 < 20
+    assert_nothing_cached(s)
+
+
+def test_layers_past_image_max_bytes_are_not_downloaded(registry, make_stack):
+    s = make_stack(insecure(registry.host, image_max_bytes=1024 * 1024), images=False,
+                   workers=1).start()
+    img = Image([[("noise", "file", os.urandom(1200 * 1024))]])
+    registry.push_image("boxer/noise", "1", img)
+    status, code, msg = error(s, "POST", "/images/pull", {"image": f"{registry.host}/boxer/noise:1"})
+    assert (status, code) == (413, "payload_too_large"), msg
+    assert "image_max_bytes" in msg
+    assert registry.blob_gets("boxer/noise").get(img.layers[0].digest, 0) == 0
+    assert_nothing_cached(s)
+
+
+def test_setuid_fifo_and_device_nodes(registry, make_stack):
+    s = make_stack(insecure(registry.host), images=False, workers=1).start()
+    img = unique_image("setid", [("bin/suid", "setuid", "#!/bin/sh\necho hi\n"),
+                                 ("run/", "dir", None), ("run/fifo", "fifo", None)])
+    registry.push_image("boxer/setid", "1", img)
+    r = run(s, f"{registry.host}/boxer/setid:1", "sh", "-c",
+            "test -p /run/fifo && echo fifo; ls -ln /bin/suid")
+    assert r["stdout"].startswith("fifo\n-rwxr-xr-x "), r
+    (digest,) = store(s, "rootfs")
+    host_file = s.home / "images" / "rootfs" / digest / "rootfs" / "bin" / "suid"
+    st = host_file.stat()
+    assert st.st_mode & 0o6000 == 0, oct(st.st_mode)
+    # Unpacked by the worker, as its own user: no root process read the
+    # layer (owners are not kept; the run's uid 65534 is unaffected).
+    assert st.st_uid == pwd.getpwnam("boxer").pw_uid, st.st_uid
+    # Nobody else on the host reaches the store at all: the home lets the
+    # workers pass (0711, nobody lists it), the store is theirs alone.
+    assert s.home.stat().st_mode & 0o777 == 0o711, oct(s.home.stat().st_mode)
+    images = (s.home / "images").stat()
+    assert images.st_mode & 0o777 == 0o700, oct(images.st_mode)
+    assert images.st_uid == pwd.getpwnam("boxer").pw_uid
+    dev = unique_image("dev", [("dev/", "dir", None), ("dev/mem0", "chardev", (1, 1))])
+    registry.push_image("boxer/dev", "1", dev)
+    status, code, msg = error(s, "POST", "/images/pull", {"image": f"{registry.host}/boxer/dev:1"})
+    assert (status, code) == (400, "invalid_request"), msg
+    assert "device node" in msg
+    assert store(s, "tmp") == []
+    assert len(store(s, "rootfs")) == 1
 
 
 # --- concurrency, killed workers ------------------------------------------

@@ -6,10 +6,11 @@ import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from conftest import BUSYBOX, PYTHON, SERVER_SECRET, wait_no_leftovers
+from conftest import BUSYBOX, PYTHON, SERVER_SECRET, children, wait_no_leftovers
 
 
 def sh(script, **kw):
@@ -21,6 +22,9 @@ def test_health(api):
     assert status == 200
     assert body["status"] == "ok"
     assert body["platform"] == "systrap"
+    cg = Path("/sys/fs/cgroup")
+    assert body["cgroup"] == ("v2" if (cg / "cgroup.controllers").exists() else
+                              "hybrid" if (cg / "unified/cgroup.controllers").exists() else "v1")
     assert body["runsc_version"]
     assert resp.getheader("Content-Type") == "application/json; charset=utf-8"
 
@@ -120,8 +124,9 @@ def test_timeout(api):
     elapsed = time.monotonic() - t0
     assert r["timed_out"] is True
     assert r["exit_code"] == 137 and r["signal"] == 9
-    assert 2000 <= r["wall_ms"] < 8000
-    assert elapsed < 10
+    # Within about a second of the limit (README), answer included.
+    assert 2000 <= r["wall_ms"] < 3500
+    assert elapsed < 4
 
 
 def test_oom(api):
@@ -129,7 +134,7 @@ def test_oom(api):
                 limits={"memory_mb": 128})
     assert r["oom_killed"] is True
     assert "survived" not in r["stdout"]
-    assert r["exit_code"] != 0
+    assert r["exit_code"] == 137 and r["timed_out"] is False
 
 
 def test_memory_under_limit_is_fine(api):
@@ -196,14 +201,11 @@ def test_concurrent_runs(api):
     assert len({r["id"] for r in results.values()}) == 20
 
 
-def worker_pids(prefix):
-    master = int((prefix / "boxer-fcgi.pid").read_text())
-    out = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout
-    return master, [int(p) for p in out.split()]
-
-
 def test_worker_killed_mid_run(api):
-    master, before = worker_pids(api.prefix)
+    """A worker that dies mid-run closes its connection to the executor,
+    which cancels the run: nothing of it is left within seconds, and the
+    pool's master starts new workers."""
+    before = api.worker_pids()
     assert len(before) == 4
     result = {}
 
@@ -212,28 +214,26 @@ def test_worker_killed_mid_run(api):
 
     t = threading.Thread(target=long_run)
     t.start()
-    # Find the worker that runs the sandbox: runsc run is its child.
+    # The run is going once the executor's run process has runsc under it.
     deadline = time.monotonic() + 10
-    victim = None
-    while victim is None and time.monotonic() < deadline:
-        for pid in before:
-            kids = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
-            if kids.strip():
-                victim = pid
+    while not any(children(p) for p in api.run_processes()):
+        assert time.monotonic() < deadline, "the executor started no runsc"
         time.sleep(0.1)
-    assert victim, "no worker started runsc"
     time.sleep(0.5)
-    os.kill(victim, signal.SIGKILL)
+    # Every worker: the one waiting for the run is among them.
+    for pid in before:
+        os.kill(pid, signal.SIGKILL)
     t.join(timeout=60)
     assert result["status"] == 502  # nginx: the upstream went away
 
-    # The replacement worker sweeps the orphan: sandbox, cgroups, bundle.
+    # Cancelled and cleaned up by the executor: sandbox, cgroups, bundle.
     assert wait_no_leftovers(api.home, api.runsc_root, timeout=15) == []
+    assert api.run_processes() == []
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        _, after = worker_pids(api.prefix)
-        if len(after) == 4 and victim not in after:
+        after = api.worker_pids()
+        if len(after) == 4 and not set(before) & set(after):
             break
         time.sleep(0.2)
-    assert len(after) == 4 and victim not in after
+    assert len(after) == 4 and not set(before) & set(after)
     assert api.run(**sh("echo alive"))["stdout"] == "alive\n"

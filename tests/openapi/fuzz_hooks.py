@@ -3,27 +3,69 @@
 The fuzzed stack has the test images loaded and no registry: it lives in a
 network namespace with only loopback. So that generated runs actually run,
 every image a POST /run names is swapped for a loaded one; the rest of the
-request (cmd, env, limits, files, ...) is left as generated. POST
-/images/pull keeps its generated references: with no registry to reach, the
-server must answer them with 400 or 502 registry_error, and a 502 that says
-so is the right answer there, not a server error. DELETE /images/{reference}
+request (cmd, env, limits, files, ...) is left as generated. The server
+may pull only from BOXER_FUZZ_REGISTRY, a configured registry on loopback
+where nothing listens (docker.io, of the document's examples, is mirrored
+there); POST /images/pull moves every reference the document allows to
+that registry (elsewhere it would be refused with 403 before any lookup),
+where it gets 502 registry_error: the right answer there, not a server
+error. DELETE /images/{reference}
 never removes a loaded image, which later runs need.
+
+Identifiers the document cannot give (which runs and images exist) come
+from the test, as schemathesis advises: a share of the generated run ids,
+chosen by their value, is replaced by the id of a real run that left
+outputs (BOXER_FUZZ_RUN), a share of those output paths by its real
+outputs, and a share of DELETE /images references by references that are
+(re)loaded just before the request (BOXER_FUZZ_DELETABLE, the document's
+own example among them). So each of those operations also reaches its
+success path, and not only its 404.
 """
 
 import hashlib
 import json
 import os
+import re
+import subprocess
+from urllib.parse import quote, unquote
 
 import schemathesis
+import yaml
+
+from contract import DOCUMENT
 
 LOADED = json.loads(os.environ["BOXER_FUZZ_IMAGES"])
 ABSENT = "localhost:5000/boxer/fuzz-absent:1"
+REGISTRY = os.environ.get("BOXER_FUZZ_REGISTRY")
+RUN = json.loads(os.environ.get("BOXER_FUZZ_RUN", "null"))
+# {"references": [...], "load": argv that loads an image, the reference appended}
+DELETABLE = json.loads(os.environ.get("BOXER_FUZZ_DELETABLE", '{"references": [], "load": []}'))
+
+
+_doc = yaml.safe_load(DOCUMENT.read_text())
+# The document's patterns of the parameters swapped below: only values the
+# document accepts are swapped, so a negative case stays negative.
+VALID = {
+    "reference": _doc["paths"]["/images/{reference}"]["parameters"][0]["schema"]["pattern"],
+    "id": _doc["components"]["parameters"]["RunId"]["schema"]["pattern"],
+    "path": _doc["paths"]["/runs/{id}/outputs/{path}"]["parameters"][1]["schema"]["pattern"],
+}
+
+
+def valid(params, name):
+    """Path parameters arrive percent-encoded."""
+    value = params.get(name)
+    return isinstance(value, str) and re.search(VALID[name], unquote(value)) is not None
+
+
+def pick(value, choices, salt=""):
+    """One of choices, chosen by the generated value so shrinking is stable."""
+    digest = hashlib.sha256((salt + repr(value)).encode()).digest()
+    return choices[digest[0] % len(choices)]
 
 
 def loaded_for(value):
-    """A loaded image, chosen by the generated value so shrinking is stable."""
-    digest = hashlib.sha256(repr(value).encode()).digest()
-    return LOADED[digest[0] % len(LOADED)]
+    return pick(value, LOADED)
 
 
 def swap_image(request):
@@ -42,23 +84,51 @@ def map_case(context, case):
             swap_image(body["request"])     # multipart: the request part
         else:
             swap_image(body)
+    elif op == ("POST", "/images/pull") and REGISTRY:
+        body = case.body
+        image = body.get("image") if isinstance(body, dict) else None
+        # Any reference the document allows (a string of 1 to 512
+        # characters, as swap_image): one the server can parse would
+        # otherwise be refused with 403 before any lookup.
+        if isinstance(image, str) and 1 <= len(image) <= 512:
+            body["image"] = f"{REGISTRY}/fuzz/{pick(image, ['a', 'b/c', 'd-e'])}:1"
     elif op == ("DELETE", "/images/{reference}"):
         params = case.path_parameters or {}
-        if params.get("reference") in LOADED:
-            params["reference"] = ABSENT
+        if unquote(str(params.get("reference"))) in LOADED:
+            params["reference"] = quote(ABSENT, safe="")
+        elif DELETABLE["references"] and valid(params, "reference") \
+                and unquote(params["reference"]) not in DELETABLE["references"] \
+                and pick(params["reference"], [True, False, False], "delete"):
+            params["reference"] = quote(pick(params["reference"], DELETABLE["references"]), safe="")
+    elif op[1].startswith("/runs/{id}") and RUN:
+        params = case.path_parameters or {}
+        if valid(params, "id") and pick(params["id"], [True, False], "run"):
+            params["id"] = RUN["id"]
+            if valid(params, "path") and pick(params["path"], [True, False], "path"):
+                params["path"] = quote(pick(params["path"], RUN["outputs"]), safe="")
     return case
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    """A deletable reference exists when it is deleted, however often."""
+    if (case.operation.method.upper(), case.operation.path) == ("DELETE", "/images/{reference}"):
+        ref = unquote(str((case.path_parameters or {}).get("reference")))
+        if ref in DELETABLE["references"]:
+            subprocess.run(DELETABLE["load"] + [ref], check=True, capture_output=True)
 
 
 @schemathesis.hook
 def filter_failure(context, failure, case, response):
     """Keep every failure but two that are right:
-    - a pull's 502 registry_error, with no registry to reach;
+    - a pull's 502 registry_error, with no registry to reach (POST
+      /images/pull, or POST /run of an image not loaded);
     - DELETE in the Allow header of /images/pull: `DELETE /images/pull`
       removes the image named `pull` (DELETE /images/{reference}), as
       openapi.yaml says, but schemathesis reads the path as /images/pull
       alone."""
     path = case.operation.path
-    if (case.operation.method.upper(), path) == ("POST", "/images/pull") \
+    if (case.operation.method.upper(), path) in (("POST", "/images/pull"), ("POST", "/run")) \
             and response.status_code == 502:
         try:
             return response.json()["error"]["code"] != "registry_error"

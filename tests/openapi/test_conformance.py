@@ -2,10 +2,13 @@
 against openapi.yaml for every endpoint. The last test requires that every
 documented operation was seen answering with a success status."""
 
+import hashlib
 import json
 import os
 import shutil
 import subprocess
+import threading
+import time
 import uuid
 
 import pytest
@@ -60,6 +63,12 @@ def multipart(parts):
 def test_health(api):
     _, body, _ = call(api, "GET", "/health", expect=200)
     assert body["status"] == "ok"
+
+
+def test_metrics(api):
+    status, raw, hdrs = call(api, "GET", "/metrics", expect=200)
+    assert hdrs["content-type"].startswith("text/plain; version=0.0.4")
+    assert b"# TYPE boxer_runs_total counter" in raw
 
 
 def test_openapi_document_is_served(api):
@@ -252,8 +261,12 @@ def test_image_pull(make_stack):
     registry = Registry(BASE_PORT + REGISTRY_PORT_OFFSET)
     try:
         registry.push_layout(layout, "boxer/busybox:latest")
+        # The unused port is configured too: a loopback registry is
+        # contacted only if it is.
+        unused = f"127.0.0.1:{BASE_PORT + UNUSED_PORT_OFFSET}"
         s = make_stack({"pull_policy": "if-not-present", "registry_timeout_secs": 5,
-                        "registries": {registry.host: {"insecure": True}}},
+                        "registries": {registry.host: {"insecure": True},
+                                       unused: {"insecure": True}}},
                        images=False, workers=1).start()
         ref = f"{registry.host}/boxer/busybox:latest"
         _, image, _ = call(s, "POST", "/images/pull", {"image": ref}, expect=200)
@@ -270,12 +283,51 @@ def test_image_pull(make_stack):
                 ({"image": ref, "bogus": 1}, None, 400, "invalid_request"),
                 (b"{}", {"Content-Type": "text/plain"}, 415, "unsupported_media_type"),
                 # Nothing ever listens on this loopback port.
-                ({"image": f"127.0.0.1:{BASE_PORT + UNUSED_PORT_OFFSET}/nobody/here:1"}, None,
-                 502, "registry_error")):
+                ({"image": f"{unused}/nobody/here:1"}, None, 502, "registry_error"),
+                # A loopback address that is not a configured registry.
+                ({"image": f"127.0.0.2:{BASE_PORT + UNUSED_PORT_OFFSET}/nobody/here:1"}, None,
+                 403, "forbidden")):
             status, parsed, _ = call(s, "POST", "/images/pull", body, headers)
             assert (status, code(parsed)) == (expect, wanted), (body, parsed)
     finally:
         registry.stop()
+
+
+# --- API keys --------------------------------------------------------------
+
+def test_api_key_errors(make_stack):
+    """401, 403 and 429 of a stack with api_keys, as the document has them."""
+    key = "conformance-" + "4c1d" * 8
+    s = make_stack({"api_keys": [{"name": "k", "sha256": hashlib.sha256(key.encode()).hexdigest(),
+                                  "max_concurrent_runs": 1, "max_limits": {"memory_mb": 64}}]},
+                   workers=2).start()
+    auth = {"Authorization": f"Bearer {key}"}
+    for method, path, body in (("POST", "/run", {"image": BUSYBOX, "cmd": ["true"]}),
+                               ("POST", "/files", None), ("GET", "/runs/r_x", None),
+                               ("GET", "/runs/r_x/outputs", None),
+                               ("GET", "/runs/r_x/outputs/a", None), ("GET", "/images", None),
+                               ("POST", "/images/pull", {"image": BUSYBOX}),
+                               ("DELETE", "/images/x", None)):
+        status, parsed, hdrs = call(s, method, path, body, expect=401)
+        assert code(parsed) == "unauthorized" and hdrs["www-authenticate"].startswith("Bearer")
+    call(s, "GET", "/health", expect=200)
+    status, parsed, _ = call(s, "POST", "/run", {"image": BUSYBOX, "cmd": ["true"],
+                                                 "limits": {"memory_mb": 128}}, auth, expect=403)
+    status, parsed, _ = call(s, "POST", "/images/pull", {"image": BUSYBOX}, auth, expect=403)
+    status, parsed, _ = call(s, "DELETE", "/images/x", None, auth, expect=403)
+    first = threading.Thread(target=call, args=(s, "POST", "/run",
+                                                {"image": BUSYBOX, "cmd": ["sleep", "3"]}, auth))
+    first.start()
+    try:
+        for _ in range(400):
+            if s.run_processes():
+                break
+            time.sleep(0.05)
+        status, parsed, hdrs = call(s, "POST", "/run", {"image": BUSYBOX, "cmd": ["true"]}, auth,
+                                    expect=429)
+        assert code(parsed) == "too_many_requests" and hdrs["retry-after"] == "1"
+    finally:
+        first.join(60)
 
 
 # --- last: coverage of the document --------------------------------------

@@ -258,9 +258,9 @@ END_TEST
 START_TEST (test_out_of_range)
 {
   expect_invalid ("{\"output_limit_bytes\": 1023}",
-                  "config: 'output_limit_bytes' must be between 1024 and 1073741824");
+                  "config: 'output_limit_bytes' must be between 1024 and 536870912");
   expect_invalid ("{\"output_limit_bytes\": 1073741825}",
-                  "config: 'output_limit_bytes' must be between 1024 and 1073741824");
+                  "config: 'output_limit_bytes' must be between 1024 and 536870912");
   expect_invalid ("{\"upload_limit_bytes\": 17179869185}",
                   "config: 'upload_limit_bytes' must be between 1024 and 17179869184");
   expect_invalid ("{\"upload_limit_bytes\": -1}",
@@ -492,8 +492,44 @@ START_TEST (test_registry_defaults)
   ck_assert_ptr_null (boxer_config_registry (&cfg, "localhost:5000"));
   ck_assert_str_eq (cfg.image_platform, "linux/amd64");
   ck_assert_int_eq (cfg.pull_policy, BOXER_PULL_IF_NOT_PRESENT);
-  ck_assert_int_eq (cfg.images_budget_bytes, 0);
+  /* Sized from the disk when the cache opens.  */
+  ck_assert_int_eq (cfg.images_budget_bytes, -1);
   ck_assert_int_eq (cfg.registry_timeout_secs, 30);
+  ck_assert_int_eq (cfg.pull_timeout_secs, 900);
+  ck_assert_ptr_null (cfg.allowed_registries);
+  ck_assert_int_eq (cfg.image_max_bytes, 16LL << 30);
+  ck_assert_int_eq (cfg.image_max_entries, 1000000);
+  ck_assert_int_eq (cfg.image_max_depth, 128);
+  ck_assert_int_eq (cfg.image_max_path_bytes, 1024);
+  ck_assert_int_eq (cfg.files_budget_bytes, 2LL << 30);
+  ck_assert_int_eq (cfg.runs_budget_bytes, 2LL << 30);
+  ck_assert_int_eq (cfg.min_free_bytes, 256LL << 20);
+}
+END_TEST
+
+START_TEST (test_untrusted_image_settings)
+{
+  expect_ok ("{\"pull_timeout_secs\": 60, \"allowed_registries\": [\"ghcr.io\"],"
+             " \"image_max_bytes\": 1073741824, \"image_max_entries\": 5000,"
+             " \"image_max_depth\": 32, \"image_max_path_bytes\": 512,"
+             " \"files_budget_bytes\": 0, \"runs_budget_bytes\": 1048576,"
+             " \"min_free_bytes\": 0, \"images_budget_bytes\": 0}");
+  ck_assert_int_eq (cfg.pull_timeout_secs, 60);
+  ck_assert_str_eq (cfg.allowed_registries[0], "ghcr.io");
+  ck_assert_ptr_null (cfg.allowed_registries[1]);
+  ck_assert_int_eq (cfg.image_max_entries, 5000);
+  ck_assert_int_eq (cfg.image_max_depth, 32);
+  ck_assert_int_eq (cfg.image_max_path_bytes, 512);
+  ck_assert_int_eq (cfg.files_budget_bytes, 0);
+  ck_assert_int_eq (cfg.runs_budget_bytes, 1048576);
+  ck_assert_int_eq (cfg.images_budget_bytes, 0);
+  expect_invalid ("{\"image_max_path_bytes\": 2048}",
+                  "config: 'image_max_path_bytes' must be between 64 and 2047");
+  expect_invalid ("{\"image_max_depth\": 0}", "config: 'image_max_depth' must be between 4");
+  expect_invalid ("{\"pull_timeout_secs\": 0}", "config: 'pull_timeout_secs' must be between 1");
+  expect_invalid ("{\"allowed_registries\": [\"\"]}",
+                  "config: 'allowed_registries[0]' must be a non-empty string");
+  expect_invalid ("{\"min_free_bytes\": -1}", "config: 'min_free_bytes' must be between 0");
 }
 END_TEST
 
@@ -664,6 +700,116 @@ START_TEST (test_network_fields_invalid)
 }
 END_TEST
 
+/* SHA-256 of "abc" and of "0123456789abcdef0123456789abcdef".  */
+#define ABC_HASH "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+#define HEX_KEY "0123456789abcdef0123456789abcdef"
+
+START_TEST (test_api_keys)
+{
+  char hex[65];
+  const struct boxer_api_key *k;
+
+  ck_assert_int_eq (cfg.n_api_keys, 0);
+  ck_assert_ptr_null (boxer_config_find_key (&cfg, "abc", 3));
+  boxer_api_key_hash_hex ("abc", 3, hex);
+  ck_assert_str_eq (hex, ABC_HASH);
+  boxer_api_key_hash_hex (HEX_KEY, strlen (HEX_KEY), hex);
+
+  {
+    cleanup_free char *json = xasprintf (
+      "{\"max_limits\": {\"memory_mb\": 2048},"
+      " \"api_keys\": ["
+      "  {\"name\": \"team-a\", \"sha256\": \"" ABC_HASH "\"},"
+      "  {\"name\": \"ci.bot_2\", \"sha256\": \"%s\", \"max_concurrent_runs\": 3,"
+      "   \"max_limits\": {\"memory_mb\": 512, \"cpu_cores\": 0.5},"
+      "   \"allow_network\": [\"none\", \"sandbox\"], \"allow_images\": true}]}",
+      hex);
+    expect_ok (json);
+  }
+  ck_assert_int_eq (cfg.n_api_keys, 2);
+  /* Left out: nothing beyond "none", no images, the config's maximums.  */
+  k = boxer_config_key_by_name (&cfg, "team-a");
+  ck_assert_ptr_nonnull (k);
+  ck_assert (!k->allow_network_sandbox && !k->allow_network_host && !k->allow_images);
+  ck_assert_int_eq (k->max_concurrent_runs, 0);
+  ck_assert_int_eq (k->max_limits.memory_mb, 2048);
+  ck_assert_int_eq (k->max_limits.wall_clock_secs, cfg.max_limits.wall_clock_secs);
+  ck_assert (k->max_limits.cpu_cores == cfg.max_limits.cpu_cores);
+  k = boxer_config_key_by_name (&cfg, "ci.bot_2");
+  ck_assert (k->allow_network_sandbox && !k->allow_network_host && k->allow_images);
+  ck_assert_int_eq (k->max_concurrent_runs, 3);
+  ck_assert_int_eq (k->max_limits.memory_mb, 512);
+  ck_assert (k->max_limits.cpu_cores == 0.5);
+  ck_assert_int_eq (k->max_limits.nofile, cfg.max_limits.nofile);
+
+  /* Found by the secret, never by its hash or a prefix.  */
+  ck_assert_ptr_eq (boxer_config_find_key (&cfg, "abc", 3), boxer_config_key_by_name (&cfg, "team-a"));
+  ck_assert_ptr_eq (boxer_config_find_key (&cfg, HEX_KEY, strlen (HEX_KEY)), k);
+  ck_assert_ptr_null (boxer_config_find_key (&cfg, "ab", 2));
+  ck_assert_ptr_null (boxer_config_find_key (&cfg, "abcd", 4));
+  ck_assert_ptr_null (boxer_config_find_key (&cfg, ABC_HASH, 64));
+  ck_assert_ptr_null (boxer_config_find_key (&cfg, "", 0));
+  ck_assert_ptr_null (boxer_config_key_by_name (&cfg, "team-b"));
+
+  /* A later file's list replaces the whole list.  */
+  expect_ok ("{\"api_keys\": []}");
+  ck_assert_int_eq (cfg.n_api_keys, 0);
+}
+END_TEST
+
+START_TEST (test_api_keys_invalid)
+{
+  expect_invalid ("{\"api_keys\": {}}", "config: 'api_keys' must be an array of key objects");
+  expect_invalid ("{\"api_keys\": [\"k\"]}", "config: 'api_keys[0]' must be an object");
+  expect_invalid ("{\"api_keys\": [{\"sha256\": \"" ABC_HASH "\"}]}",
+                  "config: 'api_keys[0].name' must be 1 to 64 characters");
+  expect_invalid ("{\"api_keys\": [{\"name\": \"a b\", \"sha256\": \"" ABC_HASH "\"}]}",
+                  "'api_keys[0].name' must be");
+  expect_invalid ("{\"api_keys\": [{\"name\": \"\", \"sha256\": \"" ABC_HASH "\"}]}",
+                  "'api_keys[0].name' must be");
+  expect_invalid ("{\"api_keys\": [{\"name\": \"a\\u0000b\", \"sha256\": \"" ABC_HASH "\"}]}",
+                  "'api_keys[0].name' must be");
+  expect_invalid ("{\"api_keys\": [{\"name\": \"a\"}]}",
+                  "config: 'api_keys[0].sha256' must be the 64 hex digits");
+  expect_invalid ("{\"api_keys\": [{\"name\": \"a\", \"sha256\": \"secret-key-itself\"}]}",
+                  "never the key itself");
+  expect_invalid ("{\"api_keys\": [{\"name\": \"a\", \"sha256\": "
+                  "\"zz7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\"}]}",
+                  "'api_keys[0].sha256' must be");
+  expect_invalid ("{\"api_keys\": [{\"name\": \"a\", \"sha256\": \"" ABC_HASH "\"},"
+                  " {\"name\": \"a\", \"sha256\": "
+                  "\"0000000000000000000000000000000000000000000000000000000000000000\"}]}",
+                  "config: 'api_keys[1].name' is 'a' again");
+  expect_invalid ("{\"api_keys\": [{\"name\": \"a\", \"sha256\": \"" ABC_HASH "\"},"
+                  " {\"name\": \"b\", \"sha256\": \"" ABC_HASH "\"}]}",
+                  "config: 'api_keys[1].sha256' is the hash of key 'a' too");
+  expect_invalid ("{\"api_keys\": [{\"name\": \"a\", \"sha256\": \"" ABC_HASH "\", "
+                  "\"allow_network\": [\"everything\"]}]}",
+                  "config: 'api_keys[0].allow_network' must be an array of");
+  expect_invalid ("{\"api_keys\": [{\"name\": \"a\", \"sha256\": \"" ABC_HASH "\", "
+                  "\"allow_network\": \"sandbox\"}]}",
+                  "'api_keys[0].allow_network' must be an array");
+  expect_invalid ("{\"api_keys\": [{\"name\": \"a\", \"sha256\": \"" ABC_HASH "\", "
+                  "\"allow_sessions\": true}]}",
+                  "config: unknown field 'api_keys[0].allow_sessions'");
+  expect_invalid ("{\"api_keys\": [{\"name\": \"a\", \"sha256\": \"" ABC_HASH "\", "
+                  "\"max_concurrent_runs\": 0}]}",
+                  "config: 'api_keys[0].max_concurrent_runs' must be between 1 and 4096");
+  expect_invalid ("{\"api_keys\": [{\"name\": \"a\", \"sha256\": \"" ABC_HASH "\", "
+                  "\"allow_images\": 1}]}",
+                  "config: 'api_keys[0].allow_images' must be true or false");
+  /* A refused list leaves the previous one (none) in place.  */
+  ck_assert_int_eq (cfg.n_api_keys, 0);
+  /* A key narrows the service; it never widens it.  */
+  expect_invalid ("{\"max_limits\": {\"memory_mb\": 1024}, \"api_keys\": [{\"name\": \"a\", "
+                  "\"sha256\": \"" ABC_HASH "\", \"max_limits\": {\"memory_mb\": 2048}}]}",
+                  "config: 'api_keys[0].max_limits.memory_mb' is above 'max_limits.memory_mb'");
+  expect_invalid ("{\"api_keys\": [{\"name\": \"a\", \"sha256\": \"" ABC_HASH "\", "
+                  "\"max_limits\": {\"memory_mb\": 1}}]}",
+                  "config: 'api_keys[0].max_limits.memory_mb' must be between 16 and");
+}
+END_TEST
+
 static Suite *
 config_suite (void)
 {
@@ -693,12 +839,15 @@ config_suite (void)
   tcase_add_test (tc, test_load_invalid_file);
   tcase_add_test (tc, test_load_expands_home);
   tcase_add_test (tc, test_registry_defaults);
+  tcase_add_test (tc, test_untrusted_image_settings);
   tcase_add_test (tc, test_registries);
   tcase_add_test (tc, test_registries_invalid);
   tcase_add_test (tc, test_pull_settings_invalid);
   tcase_add_test (tc, test_network_defaults);
   tcase_add_test (tc, test_network_fields);
   tcase_add_test (tc, test_network_fields_invalid);
+  tcase_add_test (tc, test_api_keys);
+  tcase_add_test (tc, test_api_keys_invalid);
   suite_add_tcase (s, tc);
   return s;
 }

@@ -57,7 +57,7 @@ upload (const char *name, const char *data, struct boxer_file_info *out)
   cleanup_error struct boxer_error *err = NULL;
   struct boxer_upload *up = NULL;
 
-  ck_assert_int_eq (boxer_files_upload_begin (home, name, &up, &err), 0);
+  ck_assert_int_eq (boxer_files_upload_begin (home, name, NULL, &up, &err), 0);
   /* In pieces, as the multipart parser hands them over.  */
   for (size_t i = 0; i < strlen (data); i += 3)
     {
@@ -175,7 +175,7 @@ START_TEST (test_upload_empty_file)
   cleanup_error struct boxer_error *err = NULL;
   struct boxer_upload *up = NULL;
 
-  ck_assert_int_eq (boxer_files_upload_begin (home, "empty", &up, &err), 0);
+  ck_assert_int_eq (boxer_files_upload_begin (home, "empty", NULL, &up, &err), 0);
   ck_assert_int_eq (boxer_files_upload_commit (up, &fi, &err), 0);
   boxer_files_upload_free (up);
   ck_assert_int_eq (fi.size, 0);
@@ -191,7 +191,7 @@ START_TEST (test_upload_abandoned)
   cleanup_free char *dir = PATH_OF ("%s", "files");
   int n = 0;
 
-  ck_assert_int_eq (boxer_files_upload_begin (home, "x", &up, &err), 0);
+  ck_assert_int_eq (boxer_files_upload_begin (home, "x", NULL, &up, &err), 0);
   ck_assert_int_eq (boxer_files_upload_write (up, "abc", 3, &err), 0);
   boxer_files_upload_free (up);
   {

@@ -6,10 +6,19 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <locale.h>
+#include <linux/capability.h>
+#include <netinet/in.h>
+#include <sys/mount.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 
 #include "cache/layer.h"
+#include "cache/unpack.h"
 #include "common/fsutil.h"
 
 /* Classification, pure.  */
@@ -322,8 +331,8 @@ START_TEST (test_plain)
   ck_assert_int_eq (stat (in_root ("usr/bin/sh"), &st), 0);
   ck_assert_int_eq (stat (in_root ("usr/bin/bash"), &st2), 0);
   ck_assert_int_eq (st.st_ino, st2.st_ino);
-  if (geteuid () == 0)
-    ck_assert_int_eq (st.st_mode & 07777, 04755);
+  /* setuid dropped, whoever unpacks.  */
+  ck_assert_int_eq (st.st_mode & 07777, 0755);
   /* A leading '/' is dropped, as Docker does.  */
   assert_file (in_root ("abs/file"), "abs");
   ck_assert_int_eq (lstat (in_root ("run/fifo"), &st), 0);
@@ -597,34 +606,281 @@ START_TEST (test_limits)
   const struct ent three[] = {
     { "a", F, "12345", 0 }, { "b", F, "12345", 0 }, { "c", F, "1", 0 }, { NULL, 0, NULL, 0 },
   };
-  struct boxer_layer_limits entries = { .max_bytes = 1000, .max_entries = 2 };
-  struct boxer_layer_limits bytes = { .max_bytes = 10, .max_entries = 1000 };
+  struct boxer_layer_limits entries = { .max_bytes = 1 << 20, .max_entries = 2 };
+  struct boxer_layer_limits bytes = { .max_bytes = 8192, .max_entries = 1000 };
   struct boxer_layer_usage usage = { 0, 0 };
   struct boxer_error *err = NULL;
   int fd = make_layer (three, NONE);
 
   ck_assert_int_lt (boxer_layer_apply (rootfs, fd, &entries, &err), 0);
   ck_assert_int_eq (err->category, BOXER_ERR_TOO_LARGE);
-  ck_assert_str_eq (err->msg, "image has more than 2 files");
+  ck_assert_str_eq (err->msg, "image has more than 2 files and directories (image_max_entries)");
   boxer_error_release (&err);
 
+  /* Each file costs a block at least: two fit in 8192 bytes, not three.  */
   ck_assert_int_eq (lseek (fd, 0, SEEK_SET), 0);
   ck_assert_int_lt (boxer_layer_apply (rootfs, fd, &bytes, &err), 0);
   ck_assert_int_eq (err->category, BOXER_ERR_TOO_LARGE);
-  ck_assert_str_eq (err->msg, "image unpacks to more than 10 bytes");
+  ck_assert_str_eq (err->msg, "image unpacks to more than 8192 bytes (image_max_bytes)");
   boxer_error_release (&err);
 
-  /* Counted over several layers: 11 bytes fit, the next 11 do not.  */
-  bytes.max_bytes = 15;
+  /* Counted over several layers: three blocks fit, the next three do not.  */
+  bytes.max_bytes = 5 * 4096;
   ck_assert_int_eq (lseek (fd, 0, SEEK_SET), 0);
   ck_assert_int_eq (boxer_layer_apply_counted (rootfs, fd, &bytes, &usage, &err), 0);
-  ck_assert_int_eq (usage.bytes, 11);
+  ck_assert_int_eq (usage.bytes, 3 * 4096);
   ck_assert_int_eq (usage.entries, 3);
   ck_assert_int_eq (lseek (fd, 0, SEEK_SET), 0);
   ck_assert_int_lt (boxer_layer_apply_counted (rootfs, fd, &bytes, &usage, &err), 0);
   ck_assert_int_eq (err->category, BOXER_ERR_TOO_LARGE);
   boxer_error_release (&err);
+
+  /* Past the pull's deadline, unpacking stops too.  */
+  bytes = (struct boxer_layer_limits) { .deadline_ms = boxer_now_ms () - 1 };
+  ck_assert_int_eq (lseek (fd, 0, SEEK_SET), 0);
+  ck_assert_int_lt (boxer_layer_apply (rootfs, fd, &bytes, &err), 0);
+  ck_assert_int_eq (err->category, BOXER_ERR_REGISTRY);
+  ck_assert_str_eq (err->msg, "the pull ran out of time (pull_timeout_secs) while unpacking "
+                              "layer entry 1");
+  boxer_error_release (&err);
   close (fd);
+}
+END_TEST
+
+/* The directories a path implies count, as entries and as blocks, so a
+   few entries with long paths cannot make a tree of directories.  */
+START_TEST (test_implied_dirs_counted)
+{
+  const struct ent deep[] = {
+    { "a/b/c/d/e/f", F, "x", 0 }, { "a/b/c/d/e/g", F, "y", 0 }, { "h/i", F, "z", 0 },
+    { NULL, 0, NULL, 0 },
+  };
+  struct boxer_layer_limits lim = { .max_entries = 1000 };
+  struct boxer_layer_usage usage = { 0, 0 };
+  struct boxer_error *err = NULL;
+  int fd = make_layer (deep, NONE);
+
+  ck_assert_int_eq (boxer_layer_apply_counted (rootfs, fd, &lim, &usage, &err), 0);
+  /* a..e, f, g, h, i.  */
+  ck_assert_int_eq (usage.entries, 9);
+  ck_assert_int_eq (usage.bytes, 9 * 4096);
+  close (fd);
+
+  /* Six entries allowed: the first entry alone makes six inodes, the
+     second one more.  */
+  boxer_rm_rf (rootfs, &err);
+  ck_assert_int_eq (boxer_mkdir_p (rootfs, 0755, &err), 0);
+  lim.max_entries = 6;
+  fd = make_layer (deep, NONE);
+  ck_assert_int_lt (boxer_layer_apply (rootfs, fd, &lim, &err), 0);
+  ck_assert_int_eq (err->category, BOXER_ERR_TOO_LARGE);
+  ck_assert_ptr_nonnull (strstr (err->msg, "image_max_entries"));
+  boxer_error_release (&err);
+  ck_assert (!exists (in_root ("a/b/c/d/e/g")));
+  close (fd);
+}
+END_TEST
+
+START_TEST (test_depth_and_length)
+{
+  static char deep_path[4096], long_path[1400], long_name[300];
+  struct ent deep[] = { { deep_path, F, "x", 0 }, { NULL, 0, NULL, 0 } };
+  struct ent longp[] = { { long_path, F, "x", 0 }, { NULL, 0, NULL, 0 } };
+  struct ent longn[] = { { long_name, F, "x", 0 }, { NULL, 0, NULL, 0 } };
+  const struct ent link[] = {
+    { "l", L, "d/d/d/d/d/d/d/d", 0 }, { "l/x/y", F, "x", 0 }, { NULL, 0, NULL, 0 },
+  };
+  struct boxer_layer_limits shallow = { .max_depth = 8 };
+  struct boxer_error *err = NULL;
+  int fd;
+
+  /* 200 levels: refused at once, before any directory is made.  */
+  for (int i = 0; i < 200; i++)
+    strcat (deep_path, "a/");
+  strcat (deep_path, "f");
+  fd = make_layer (deep, NONE);
+  ck_assert_int_lt (boxer_layer_apply (rootfs, fd, NULL, &err), 0);
+  ck_assert_int_eq (err->category, BOXER_ERR_TOO_LARGE);
+  ck_assert_msg (strstr (err->msg, "more than 128 directories deep (image_max_depth)"), "%s",
+                 err->msg);
+  boxer_error_release (&err);
+  ck_assert (!exists (in_root ("a")));
+  close (fd);
+
+  for (int i = 0; i < 130; i++)
+    strcat (long_path, "abcdefghi/");
+  strcat (long_path, "f");
+  fd = make_layer (longp, NONE);
+  ck_assert_int_lt (boxer_layer_apply (rootfs, fd, NULL, &err), 0);
+  ck_assert_int_eq (err->category, BOXER_ERR_TOO_LARGE);
+  ck_assert_msg (strstr (err->msg, "longer than 1024 bytes (image_max_path_bytes)"), "%s",
+                 err->msg);
+  boxer_error_release (&err);
+  close (fd);
+
+  memset (long_name, 'n', 256);
+  fd = make_layer (longn, NONE);
+  ck_assert_int_lt (boxer_layer_apply (rootfs, fd, NULL, &err), 0);
+  ck_assert_int_eq (err->category, BOXER_ERR_TOO_LARGE);
+  ck_assert_msg (strstr (err->msg, "has a name longer than 255 bytes"), "%s", err->msg);
+  boxer_error_release (&err);
+  close (fd);
+
+  /* A symlink that makes a short path deep: the resolved path counts.  */
+  ck_assert_int_eq (boxer_mkdir_p (in_root ("d/d/d/d/d/d/d/d"), 0755, &err), 0);
+  fd = make_layer (link, NONE);
+  ck_assert_int_lt (boxer_layer_apply (rootfs, fd, &shallow, &err), 0);
+  ck_assert_int_eq (err->category, BOXER_ERR_TOO_LARGE);
+  ck_assert_msg (strstr (err->msg, "more than 8 directories deep"), "%s", err->msg);
+  boxer_error_release (&err);
+  close (fd);
+}
+END_TEST
+
+START_TEST (test_setid_dropped)
+{
+  const struct ent layer[] = {
+    { "su", F, "x", 04755 }, { "sg", F, "x", 02755 }, { "dir", D, NULL, 03775 },
+    { "fifo", P, NULL, 0600 }, { NULL, 0, NULL, 0 },
+  };
+  struct stat st;
+
+  apply_ok (layer);
+  ck_assert_int_eq (lstat (in_root ("su"), &st), 0);
+  ck_assert_int_eq (st.st_mode & 07777, 0755);
+  ck_assert_int_eq (lstat (in_root ("sg"), &st), 0);
+  ck_assert_int_eq (st.st_mode & 07777, 0755);
+  ck_assert_int_eq (lstat (in_root ("dir"), &st), 0);
+  /* The sticky bit stays: it gives no one more rights.  */
+  ck_assert_int_eq (st.st_mode & 07777, 01775);
+  ck_assert_int_eq (lstat (in_root ("fifo"), &st), 0);
+  ck_assert (S_ISFIFO (st.st_mode));
+}
+END_TEST
+
+/* The same layers through the confined unpacking process: same tree,
+   same owners and modes, errors and counts carried back.  */
+START_TEST (test_confined)
+{
+  const struct ent layer[] = {
+    { "ro/", D, NULL, 0555 }, { "ro/inside", F, "in a read-only dir", 0444 },
+    { "usr/bin/tool", F, "#!tool", 04755 }, { "bin", L, "usr/bin", 0 },
+    { "escape", L, "/", 0 }, { NULL, 0, NULL, 0 },
+  };
+  const struct ent upper[] = {
+    { "bin/through", F, "via the symlink", 0 }, { "escape/etc/boxer-confined", F, "x", 0 },
+    { NULL, 0, NULL, 0 },
+  };
+  const struct ent dev[] = { { "dev/null", C, NULL, 0666 }, { NULL, 0, NULL, 0 } };
+  struct boxer_layer_usage usage = { 0, 0 };
+  struct boxer_error *err = NULL;
+  struct stat st;
+  int fd;
+
+  fd = make_layer (layer, GZIP);
+  ck_assert_msg (boxer_unpack_layer (rootfs, fd, NULL, &usage, &err) == 0, "%s",
+                 err ? err->msg : "");
+  close (fd);
+  fd = make_layer (upper, ZSTD);
+  ck_assert_msg (boxer_unpack_layer (rootfs, fd, NULL, &usage, &err) == 0, "%s",
+                 err ? err->msg : "");
+  close (fd);
+  assert_file (in_root ("ro/inside"), "in a read-only dir");
+  assert_file (in_root ("usr/bin/through"), "via the symlink");
+  assert_file (in_root ("etc/boxer-confined"), "x");
+  ck_assert (!exists ("/etc/boxer-confined"));
+  ck_assert_int_eq (stat (in_root ("ro"), &st), 0);
+  ck_assert_int_eq (st.st_mode & 07777, 0555);
+  ck_assert_int_eq (stat (in_root ("usr/bin/tool"), &st), 0);
+  ck_assert_int_eq (st.st_mode & 07777, 0755);
+  if (geteuid () == 0)
+    ck_assert_int_eq (st.st_uid, 1234);
+  /* ro, ro/inside, usr, usr/bin, usr/bin/tool, bin, escape; through, etc,
+     etc/boxer-confined.  */
+  ck_assert_int_eq (usage.entries, 10);
+
+  fd = make_layer (dev, NONE);
+  ck_assert_int_lt (boxer_unpack_layer (rootfs, fd, NULL, &usage, &err), 0);
+  ck_assert_int_eq (err->category, BOXER_ERR_INVALID);
+  ck_assert_msg (strstr (err->msg, "device node 'dev/null'"), "%s", err->msg);
+  boxer_error_release (&err);
+  close (fd);
+}
+END_TEST
+
+/* What the unpacking process can reach, checked from inside it.  */
+static int
+probe (void *data, struct boxer_layer_usage *usage, struct boxer_error **err)
+{
+  struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+  struct __user_cap_data_struct caps[2];
+  const char *outside_path = data;
+  struct sockaddr_in lo = { .sin_family = AF_INET, .sin_port = htons (9) };
+  struct rlimit as;
+  struct stat st, root;
+  int fd;
+
+  (void) usage;
+  if (stat ("/marker", &st) < 0)
+    return boxer_error_make (err, BOXER_ERR_INVALID, "the rootfs is not our root");
+  /* Nothing above the rootfs: its ".." is itself.  */
+  if (stat (outside_path, &st) == 0 || stat ("/proc/self", &st) == 0
+      || stat ("/etc/passwd", &st) == 0 || stat ("/", &root) < 0 || stat ("/..", &st) < 0
+      || st.st_ino != root.st_ino)
+    return boxer_error_make (err, BOXER_ERR_INVALID, "the host's files are reachable");
+  if (syscall (SYS_capget, &hdr, caps) < 0 || caps[1].effective != 0 || caps[1].permitted != 0
+      || caps[0].effective
+           != ((1u << CAP_CHOWN) | (1u << CAP_DAC_OVERRIDE) | (1u << CAP_FOWNER))
+      || prctl (PR_CAPBSET_READ, CAP_SYS_ADMIN, 0, 0, 0) != 0
+      || prctl (PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
+    return boxer_error_make (err, BOXER_ERR_INVALID, "capabilities are not dropped");
+  /* A PID namespace of its own: it is its first process, and there is no
+     other it could signal (kill -1 reaches all but itself and pid 1).  */
+  if (getpid () != 1 || kill (-1, 0) == 0 || errno != ESRCH)
+    return boxer_error_make (err, BOXER_ERR_INVALID, "other processes are visible (pid %d)",
+                             (int) getpid ());
+  if (mount ("none", "/", "tmpfs", 0, NULL) == 0 || chroot ("/") == 0)
+    return boxer_error_make (err, BOXER_ERR_INVALID, "mount or chroot are allowed");
+  /* A network namespace of its own: even loopback is down.  */
+  lo.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect (fd, (struct sockaddr *) &lo, sizeof lo) == 0 || errno != ENETUNREACH)
+    return boxer_error_make (err, BOXER_ERR_INVALID, "the network is reachable (%d)", errno);
+  close (fd);
+  /* cache/unpack.c leaves the address space alone under AddressSanitizer.  */
+#if !defined(__SANITIZE_ADDRESS__)
+  if (getrlimit (RLIMIT_AS, &as) < 0 || as.rlim_cur > (2ULL << 30))
+    return boxer_error_make (err, BOXER_ERR_INVALID, "memory is not bounded");
+#else
+  (void) as;
+#endif
+  /* Of our fds, only stderr and the pipe of the answer are left (0 and 1
+     are /dev/null).  */
+  {
+    int open_fds = 0;
+    for (int i = 3; i < 1024; i++)
+      open_fds += fcntl (i, F_GETFD) >= 0;
+    if (open_fds != 1)
+      return boxer_error_make (err, BOXER_ERR_INVALID, "%d fds are open", open_fds);
+  }
+  return 0;
+}
+
+START_TEST (test_confinement_probe)
+{
+  struct boxer_layer_usage usage = { 0, 0 };
+  struct boxer_error *err = NULL;
+  char marker[PATH_MAX];
+  /* An fd of ours the process must not keep.  */
+  int keep = open ("/dev/null", O_RDONLY | O_CLOEXEC);
+
+  if (geteuid () != 0)
+    return;
+  snprintf (marker, sizeof marker, "%s/marker", rootfs);
+  close (open (marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+  ck_assert_msg (boxer_unpack_confined (rootfs, -1, probe, outside, &usage, &err) == 0, "%s",
+                 err ? err->msg : "");
+  close (keep);
 }
 END_TEST
 
@@ -832,6 +1088,11 @@ layer_suite (void)
   tcase_add_test (tc, test_device_refused);
   tcase_add_test (tc, test_replace_dir_with_file);
   tcase_add_test (tc, test_limits);
+  tcase_add_test (tc, test_implied_dirs_counted);
+  tcase_add_test (tc, test_depth_and_length);
+  tcase_add_test (tc, test_setid_dropped);
+  tcase_add_test (tc, test_confined);
+  tcase_add_test (tc, test_confinement_probe);
   tcase_add_test (tc, test_not_a_tar);
   tcase_add_test (tc, test_utf8_names);
   tcase_add_test (tc, test_write_through_image_symlink);

@@ -6,6 +6,8 @@
 #include <config.h>
 
 #include <check.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 
 #include "cache/auth.h"
@@ -452,6 +454,74 @@ START_TEST (test_manifest_is_index)
 }
 END_TEST
 
+/* The address classifier, on sockaddr values only: nothing is sent.  */
+struct address_case
+{
+  const char *addr;
+  bool is_public;
+};
+
+static const struct address_case addresses[] = {
+  { "0.0.0.0", false }, { "127.0.0.1", false }, { "127.255.0.9", false },
+  { "10.1.2.3", false }, { "172.16.0.1", false }, { "172.31.255.255", false },
+  { "192.168.1.1", false }, { "169.254.169.254", false }, { "100.64.0.1", false },
+  { "100.127.255.254", false }, { "224.0.0.1", false }, { "239.255.255.250", false },
+  { "240.0.0.1", false }, { "255.255.255.255", false }, { "192.0.2.1", false },
+  { "198.18.0.1", false }, { "198.51.100.7", false }, { "203.0.113.9", false },
+  { "192.0.0.8", false },
+  { "172.15.255.255", true }, { "172.32.0.0", true }, { "100.63.255.255", true },
+  { "100.128.0.0", true }, { "11.0.0.1", true }, { "1.1.1.1", true }, { "9.9.9.9", true },
+  { "::", false }, { "::1", false }, { "::ffff:127.0.0.1", false },
+  { "::ffff:10.0.0.1", false }, { "::ffff:1.1.1.1", true }, { "::127.0.0.1", false },
+  { "fe80::1", false }, { "fec0::1", false }, { "fc00::1", false }, { "fd12:3456::1", false },
+  { "ff02::1", false }, { "2001:db8::1", false }, { "100::1", false },
+  { "64:ff9b::a9fe:a9fe", false }, { "64:ff9b::101:101", true }, { "64:ff9b:1::1", false },
+  { "2002:7f00:1::1", false }, { "2002:c0a8:101::1", false }, { "2002:101:101::1", true },
+  { "2001:0:1::1", false }, { "2606:4700::1111", true }, { "2a00:1450::1", true },
+  { "4000::1", false },
+};
+
+START_TEST (test_address_is_public)
+{
+  const struct address_case *c = &addresses[_i];
+  struct sockaddr_in in4 = { .sin_family = AF_INET };
+  struct sockaddr_in6 in6 = { .sin6_family = AF_INET6 };
+
+  if (inet_pton (AF_INET, c->addr, &in4.sin_addr) == 1)
+    ck_assert_msg (boxer_registry_address_is_public ((struct sockaddr *) &in4) == c->is_public,
+                   "%s", c->addr);
+  else
+    {
+      ck_assert_int_eq (inet_pton (AF_INET6, c->addr, &in6.sin6_addr), 1);
+      ck_assert_msg (boxer_registry_address_is_public ((struct sockaddr *) &in6) == c->is_public,
+                     "%s", c->addr);
+    }
+}
+END_TEST
+
+START_TEST (test_allowed_registries)
+{
+  struct boxer_config c;
+  struct boxer_error *err = NULL;
+  static const char json[] = "{\"allowed_registries\": [\"ghcr.io\", \"docker.io\"],"
+                             " \"registries\": {\"localhost:5000\": {\"insecure\": true}}}";
+
+  boxer_config_init_defaults (&c);
+  /* No list: anything may be asked for (the address policy still holds).  */
+  ck_assert_int_eq (boxer_registry_check_allowed (&c, "quay.io", &err), 0);
+  ck_assert_int_eq (boxer_config_parse (&c, json, strlen (json), &err), 0);
+  ck_assert_int_eq (boxer_registry_check_allowed (&c, "ghcr.io", &err), 0);
+  ck_assert_int_eq (boxer_registry_check_allowed (&c, "docker.io", &err), 0);
+  ck_assert_int_eq (boxer_registry_check_allowed (&c, "localhost:5000", &err), 0);
+  ck_assert_int_lt (boxer_registry_check_allowed (&c, "quay.io", &err), 0);
+  ck_assert_int_eq (err->category, BOXER_ERR_FORBIDDEN);
+  ck_assert_str_eq (err->msg, "pulling from registry 'quay.io' is not allowed: it is not in the "
+                              "server's allowed_registries");
+  boxer_error_release (&err);
+  boxer_config_release (&c);
+}
+END_TEST
+
 static Suite *
 registry_suite (void)
 {
@@ -459,6 +529,7 @@ registry_suite (void)
   TCase *auth = tcase_create ("auth");
   TCase *ep = tcase_create ("endpoint");
   TCase *pick = tcase_create ("manifest");
+  TCase *policy = tcase_create ("policy");
 
   tcase_add_loop_test (auth, test_challenge, 0, sizeof challenges / sizeof challenges[0]);
   tcase_add_loop_test (auth, test_bad_challenge, 0,
@@ -479,6 +550,10 @@ registry_suite (void)
   tcase_add_loop_test (pick, test_select_manifest, 0, sizeof selects / sizeof selects[0]);
   tcase_add_test (pick, test_manifest_is_index);
   suite_add_tcase (s, pick);
+
+  tcase_add_loop_test (policy, test_address_is_public, 0, sizeof addresses / sizeof addresses[0]);
+  tcase_add_test (policy, test_allowed_registries);
+  suite_add_tcase (s, policy);
   return s;
 }
 

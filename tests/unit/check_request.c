@@ -8,6 +8,7 @@
 
 #include "common/buf.h"
 #include "common/config.h"
+#include "fcgi/auth.h"
 #include "fcgi/request.h"
 
 static struct boxer_config cfg;
@@ -29,7 +30,7 @@ parse_len (const char *body, size_t len, struct boxer_run_request *req, struct b
 {
   /* Garbage in: the parser must not read or free what was there.  */
   memset (req, 0xa5, sizeof *req);
-  return boxer_request_parse_run (&cfg, body, len, req, err);
+  return boxer_request_parse_run (&cfg, NULL, body, len, req, err);
 }
 
 static void
@@ -988,6 +989,138 @@ START_TEST (test_late_failure_releases)
 }
 END_TEST
 
+/* A request through an API key: its max_limits and network modes.  */
+START_TEST (test_key_limits_and_network)
+{
+  struct boxer_api_key key = {
+    .name = (char *) "k",
+    .max_limits = cfg.max_limits,
+  };
+  struct boxer_run_request req;
+  cleanup_error struct boxer_error *err = NULL;
+  const char *img = "{\"image\": \"x\"";
+
+  key.max_limits.memory_mb = 128;         /* below the default 256 */
+  key.max_limits.wall_clock_secs = 60;
+
+  /* Defaults over the key's maximum are lowered to it, not refused.  */
+  ck_assert_int_eq (boxer_request_parse_run (&cfg, &key, "{\"image\": \"x\"}", 14, &req, &err), 0);
+  ck_assert_int_eq (req.limits.memory_mb, 128);
+  ck_assert_int_eq (req.limits.wall_clock_secs, cfg.defaults.wall_clock_secs);
+  boxer_run_request_release (&req);
+
+  /* Asked for within the key's maximum: as asked.  */
+  {
+    cleanup_free char *b = xasprintf ("%s, \"limits\": {\"memory_mb\": 64, \"wall_clock_secs\": 60}}",
+                                      img);
+    ck_assert_int_eq (boxer_request_parse_run (&cfg, &key, b, strlen (b), &req, &err), 0);
+    ck_assert_int_eq (req.limits.memory_mb, 64);
+    ck_assert_int_eq (req.limits.wall_clock_secs, 60);
+    boxer_run_request_release (&req);
+  }
+
+  /* Over the key's maximum but within the server's: 403, naming it.  */
+  {
+    cleanup_free char *b = xasprintf ("%s, \"limits\": {\"memory_mb\": 129}}", img);
+    ck_assert_int_lt (boxer_request_parse_run (&cfg, &key, b, strlen (b), &req, &err), 0);
+    ck_assert_int_eq (err->category, BOXER_ERR_FORBIDDEN);
+    ck_assert_str_eq (err->msg, "limits.memory_mb of 129 is above the 128 this API key may use");
+    boxer_error_release (&err);
+    /* Without the key the same request is fine.  */
+    ck_assert_int_eq (boxer_request_parse_run (&cfg, NULL, b, strlen (b), &req, &err), 0);
+    boxer_run_request_release (&req);
+  }
+  {
+    cleanup_free char *b = xasprintf ("%s, \"limits\": {\"cpu_cores\": 0.5}}", img);
+    key.max_limits.cpu_cores = 0.25;
+    ck_assert_int_lt (boxer_request_parse_run (&cfg, &key, b, strlen (b), &req, &err), 0);
+    ck_assert_str_eq (err->msg, "limits.cpu_cores of 0.5 is above the 0.25 this API key may use");
+    boxer_error_release (&err);
+  }
+  /* Over the server's maximum stays a 400, key or not.  */
+  {
+    cleanup_free char *b = xasprintf ("%s, \"limits\": {\"memory_mb\": 999999999}}", img);
+    ck_assert_int_lt (boxer_request_parse_run (&cfg, &key, b, strlen (b), &req, &err), 0);
+    ck_assert_int_eq (err->category, BOXER_ERR_INVALID);
+    boxer_error_release (&err);
+  }
+
+  /* Network modes: "none" always; the others only when listed.  */
+  {
+    cleanup_free char *b = xasprintf ("%s, \"network\": \"sandbox\"}", img);
+    ck_assert_int_lt (boxer_request_parse_run (&cfg, &key, b, strlen (b), &req, &err), 0);
+    ck_assert_int_eq (err->category, BOXER_ERR_FORBIDDEN);
+    ck_assert_ptr_nonnull (strstr (err->msg, "this API key may not use network 'sandbox'"));
+    boxer_error_release (&err);
+    key.allow_network_sandbox = true;
+    ck_assert_int_eq (boxer_request_parse_run (&cfg, &key, b, strlen (b), &req, &err), 0);
+    ck_assert_int_eq (req.network, BOXER_NETWORK_SANDBOX);
+    boxer_run_request_release (&req);
+  }
+  {
+    cleanup_free char *b = xasprintf ("%s, \"network\": \"host\"}", img);
+    cfg.allow_host_network = true;
+    ck_assert_int_lt (boxer_request_parse_run (&cfg, &key, b, strlen (b), &req, &err), 0);
+    ck_assert_ptr_nonnull (strstr (err->msg, "this API key may not use network 'host'"));
+    boxer_error_release (&err);
+    key.allow_network_host = true;
+    ck_assert_int_eq (boxer_request_parse_run (&cfg, &key, b, strlen (b), &req, &err), 0);
+    boxer_run_request_release (&req);
+    /* The server's own switch still comes first.  */
+    cfg.allow_host_network = false;
+    ck_assert_int_lt (boxer_request_parse_run (&cfg, &key, b, strlen (b), &req, &err), 0);
+    ck_assert_ptr_nonnull (strstr (err->msg, "disabled on this server"));
+    boxer_error_release (&err);
+  }
+}
+END_TEST
+
+/* The Authorization header against the configured keys.  */
+START_TEST (test_auth_find)
+{
+  static const char *const refused[] = {
+    NULL, "", "Bearer", "Bearer ", "Bearer    ", "Basic YWJjOmRlZg==", "Token abc",
+    "Bearerabc", "Bearer ab", "Bearer abcd", "Bearer ABC",
+    "Bearer ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+  };
+  const struct boxer_api_key *key;
+
+  const char *doc = "{\"api_keys\": [{\"name\": \"a\", \"sha256\": "
+                    "\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\"}]}";
+
+  /* sha256 ("abc").  */
+  ck_assert_int_eq (boxer_config_parse (&cfg, doc, strlen (doc), NULL), 0);
+  for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+    {
+      cleanup_error struct boxer_error *err = NULL;
+      ck_assert_msg (boxer_auth_find (&cfg, refused[i], &key, &err) < 0, "accepted '%s'",
+                     refused[i] ? refused[i] : "(none)");
+      ck_assert_int_eq (err->category, BOXER_ERR_UNAUTHORIZED);
+      ck_assert_ptr_null (key);
+      /* The message never repeats what was sent.  */
+      ck_assert (refused[i] == NULL || strlen (refused[i]) < 9
+                 || strstr (err->msg, refused[i] + 7) == NULL);
+    }
+  {
+    cleanup_error struct boxer_error *err = NULL;
+    char *big = xmalloc (BOXER_AUTH_HEADER_MAX + 16);
+    memset (big, 'a', BOXER_AUTH_HEADER_MAX + 15);
+    memcpy (big, "Bearer ", 7);
+    big[BOXER_AUTH_HEADER_MAX + 15] = '\0';
+    ck_assert_int_lt (boxer_auth_find (&cfg, big, &key, &err), 0);
+    free (big);
+  }
+  /* The scheme is case-insensitive (RFC 7235); spaces around the key go.  */
+  static const char *const taken[] = { "Bearer abc", "bearer abc", "BEARER  abc ", };
+  for (size_t i = 0; i < sizeof taken / sizeof taken[0]; i++)
+    {
+      cleanup_error struct boxer_error *err = NULL;
+      ck_assert_msg (boxer_auth_find (&cfg, taken[i], &key, &err) == 0, "refused '%s'", taken[i]);
+      ck_assert_str_eq (key->name, "a");
+    }
+}
+END_TEST
+
 static Suite *
 request_suite (void)
 {
@@ -1034,6 +1167,8 @@ request_suite (void)
   tcase_add_test (tc, test_network);
   tcase_add_test (tc, test_image);
   tcase_add_test (tc, test_late_failure_releases);
+  tcase_add_test (tc, test_key_limits_and_network);
+  tcase_add_test (tc, test_auth_find);
   suite_add_tcase (s, tc);
   return s;
 }

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -674,6 +675,143 @@ END_TEST
 
 /* Images in use, last use, removal, and the cache's acquire.  */
 
+static struct boxer_store *open_store (void);
+
+START_TEST (test_store_is_private)
+{
+  struct boxer_error *err = NULL;
+  char *images = xasprintf ("%s/images", home);
+  char *other = xasprintf ("%s/other", base);
+  struct boxer_store *store;
+  struct stat st;
+
+  ck_assert_int_eq (boxer_mkdir_p (images, 0755, &err), 0);
+  ck_assert_int_eq (chmod (images, 0777), 0);
+  store = open_store ();
+  ck_assert_int_eq (stat (images, &st), 0);
+  ck_assert_int_eq (st.st_mode & 07777, 0700);
+  boxer_store_free (store);
+  /* Someone else's directory is refused, not taken over.  */
+  if (geteuid () == 0)
+    {
+      ck_assert_int_eq (mkdir (other, 0755), 0);
+      ck_assert_int_eq (chown (other, 65534, 65534), 0);
+      ck_assert_int_lt (boxer_ensure_private_dir (other, &err), 0);
+      ck_assert_msg (strstr (err->msg, "belongs to uid 65534"), "%s", err->msg);
+      boxer_error_release (&err);
+      ck_assert_int_eq (stat (other, &st), 0);
+      ck_assert_int_eq (st.st_mode & 07777, 0755);
+    }
+  free (images);
+  free (other);
+}
+END_TEST
+
+/* Walks.  A tree deeper than the fds we may open, with a fan-out below
+   the levels the walk keeps open, is walked and removed whole.  */
+
+#define DEEP 3000
+#define FAN_AT 40
+
+struct counts
+{
+  long files, dirs_pre, dirs_post;
+};
+
+static int
+count_visit (int parentfd, const char *name, const struct stat *st, enum boxer_walk_event ev,
+             void *data, struct boxer_error **err)
+{
+  struct counts *c = data;
+
+  (void) parentfd;
+  (void) name;
+  (void) st;
+  (void) err;
+  if (ev == BOXER_WALK_FILE)
+    c->files++;
+  else if (ev == BOXER_WALK_DIR_PRE)
+    c->dirs_pre++;
+  else
+    c->dirs_post++;
+  return 0;
+}
+
+/* top/d/d/.../d (DEEP levels), a file "f" every 100 levels, and at level
+   FAN_AT three more directories each holding a chain of 50 and a file.  */
+static void
+build_deep (const char *top)
+{
+  int fd = open (top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+  ck_assert_int_ge (fd, 0);
+  for (int i = 1; i <= DEEP; i++)
+    {
+      int next;
+      ck_assert_int_eq (mkdirat (fd, "d", 0755), 0);
+      next = openat (fd, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      ck_assert_int_ge (next, 0);
+      close (fd);
+      fd = next;
+      if (i % 100 == 0)
+        close (openat (fd, "f", O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+      if (i == FAN_AT)
+        for (int k = 0; k < 3; k++)
+          {
+            char name[8];
+            int sub = -1, cur = dup (fd);
+            snprintf (name, sizeof name, "fan%d", k);
+            ck_assert_int_eq (mkdirat (cur, name, 0755), 0);
+            sub = openat (cur, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            close (cur);
+            for (int j = 0; j < 50; j++)
+              {
+                int n2;
+                ck_assert_int_eq (mkdirat (sub, "c", 0755), 0);
+                n2 = openat (sub, "c", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                close (sub);
+                sub = n2;
+              }
+            close (openat (sub, "f", O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+            close (sub);
+          }
+      /* One directory nobody may read or write: removal makes it ours.  */
+      if (i == DEEP - 10)
+        ck_assert_int_eq (fchmod (fd, 0), 0);
+    }
+  close (fd);
+}
+
+START_TEST (test_deep_tree_walk_and_remove)
+{
+  struct rlimit few = { 48, 48 };
+  struct boxer_error *err = NULL;
+  struct counts c = { 0, 0, 0 };
+  char *top = xasprintf ("%s/deep", base);
+  long dirs = 1 + DEEP + 3 * 51;
+  long files = DEEP / 100 + 3;
+
+  ck_assert_int_eq (mkdir (top, 0755), 0);
+  build_deep (top);
+  /* Fewer fds than the tree has levels; a recursive walk with one fd per
+     level fails with EMFILE here.  */
+  ck_assert_int_eq (setrlimit (RLIMIT_NOFILE, &few), 0);
+  if (geteuid () == 0)
+    {
+      ck_assert_msg (boxer_walk_at (AT_FDCWD, top, false, count_visit, &c, &err) == 0, "%s",
+                     err ? err->msg : "");
+      ck_assert_int_eq (c.files, files);
+      ck_assert_int_eq (c.dirs_pre, dirs);
+      ck_assert_int_eq (c.dirs_post, dirs);
+    }
+  ck_assert_msg (boxer_rm_rf (top, &err) == 0, "%s", err ? err->msg : "");
+  ck_assert (!exists (top));
+  /* Removing what is not there is no error.  */
+  ck_assert_int_eq (boxer_rm_rf (top, &err), 0);
+  free (top);
+}
+END_TEST
+
 static struct boxer_store *
 open_store (void)
 {
@@ -746,6 +884,36 @@ START_TEST (test_collect_waits_for_no_publisher)
 }
 END_TEST
 
+/* A second publisher of a digest waits for the first no later than its
+   deadline.  */
+START_TEST (test_publish_waits_with_a_deadline)
+{
+  struct boxer_store *store = open_store ();
+  struct boxer_error *err = NULL;
+  struct boxer_image_config cfg = { 0 };
+  const char *digest = "sha256:" "0123456789abcdef0123456789abcdef"
+                       "0123456789abcdef0123456789abcdef";
+  struct boxer_store_source src = { .digest = digest, .config = &cfg, .n_layers = 0 };
+  char *lock = xasprintf ("%s/images/locks/%s.lock", home, digest + 7);
+  long long t0;
+  int fd = boxer_lock_path (lock, LOCK_EX, &err);
+
+  ck_assert_int_ge (fd, 0);
+  src.deadline_ms = boxer_now_ms () + 300;
+  t0 = boxer_now_ms ();
+  ck_assert_int_lt (boxer_store_publish (store, &src, &err), 0);
+  ck_assert_int_ge (boxer_now_ms () - t0, 250);
+  ck_assert_int_lt (boxer_now_ms () - t0, 2000);
+  ck_assert_int_eq (err->category, BOXER_ERR_BUSY);
+  ck_assert_msg (strstr (err->msg, "pull_timeout_secs"), "%s", err->msg);
+  boxer_error_release (&err);
+  ck_assert_int_eq (count_entries ("rootfs"), 0);
+  close (fd);
+  free (lock);
+  boxer_store_free (store);
+}
+END_TEST
+
 START_TEST (test_last_used)
 {
   struct boxer_cache *cache = open_cache ();
@@ -794,7 +962,7 @@ START_TEST (test_acquire_holds_the_image)
   ck_assert_int_eq (boxer_cache_configure (cache, &cfg, &err), 0);
   build_layout ("layout", &o, &b);
   boxer_image_free (load_ok (cache, b.dir, "x:1"));
-  ck_assert_msg (boxer_cache_acquire (cache, "x:1", &image, &err) == 0, "%s",
+  ck_assert_msg (boxer_cache_acquire (cache, "x:1", true, &image, &err) == 0, "%s",
                  err ? err->msg : "");
   ck_assert_str_eq (image->digest, b.manifest);
   ck_assert_ptr_nonnull (image->hold);
@@ -808,13 +976,27 @@ START_TEST (test_acquire_holds_the_image)
 
   /* Policy never: no registry is asked, the image is simply not there.  */
   image = NULL;
-  ck_assert_int_lt (boxer_cache_acquire (cache, "localhost:1/never/pulled:1", &image, &err), 0);
+  ck_assert_int_lt (boxer_cache_acquire (cache, "localhost:1/never/pulled:1", true, &image, &err), 0);
   ck_assert_ptr_null (image);
   ck_assert_int_eq (err->category, BOXER_ERR_IMAGE_NOT_FOUND);
   ck_assert_ptr_nonnull (strstr (err->msg, "image 'localhost:1/never/pulled:1' not found"));
   boxer_error_release (&err);
-  ck_assert_int_lt (boxer_cache_acquire (cache, "Bad Ref", &image, &err), 0);
+  ck_assert_int_lt (boxer_cache_acquire (cache, "Bad Ref", true, &image, &err), 0);
   ck_assert_int_eq (err->category, BOXER_ERR_INVALID);
+  boxer_error_release (&err);
+  /* A client that may not pull: a stored image serves it, whatever the
+     policy; a missing one is refused as forbidden, not as not found.  */
+  cfg.pull_policy = BOXER_PULL_ALWAYS;
+  ck_assert_int_eq (boxer_cache_configure (cache, &cfg, &err), 0);
+  boxer_image_free (load_ok (cache, b.dir, "x:1"));
+  ck_assert_msg (boxer_cache_acquire (cache, "x:1", false, &image, &err) == 0, "%s",
+                 err ? err->msg : "");
+  boxer_image_free (image);
+  image = NULL;
+  ck_assert_int_lt (boxer_cache_acquire (cache, "localhost:1/never/pulled:1", false, &image, &err),
+                    0);
+  ck_assert_int_eq (err->category, BOXER_ERR_FORBIDDEN);
+  ck_assert_ptr_nonnull (strstr (err->msg, "may not pull images"));
   boxer_error_release (&err);
   boxer_store_free (store);
   boxer_cache_free (cache);
@@ -898,9 +1080,12 @@ store_suite (void)
   tcase_add_test (tc, test_hold_and_collect);
   tcase_add_test (tc, test_collect_waits_for_no_publisher);
   tcase_add_test (tc, test_last_used);
+  tcase_add_test (tc, test_publish_waits_with_a_deadline);
   tcase_add_test (tc, test_acquire_holds_the_image);
   tcase_add_test (tc, test_remove_collects_unnamed_images);
   tcase_add_test (tc, test_tmpfile);
+  tcase_add_test (tc, test_deep_tree_walk_and_remove);
+  tcase_add_test (tc, test_store_is_private);
   suite_add_tcase (s, tc);
   return s;
 }

@@ -65,24 +65,30 @@ def test_humaneval_broken_samples(url, example_env, data, tmp_path):
             f.write(json.dumps({"task_id": pr["task_id"], "completion": completion}) + "\n")
     results = tmp_path / "results.jsonl"
     p = example(example_env, EVALUATE, "--url", url, "--image", PYTHON, "--samples", samples,
-                "--concurrency", "4", "--results", results)
+                "--concurrency", "4", "--results", results, "--data", data)
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stdout.splitlines()[-1] == "pass@1: 0/164 (0.0%)"
     recs = [json.loads(line) for line in results.read_text().splitlines()]
     assert len(recs) == 164 and not any(r["passed"] for r in recs)
-    assert "SyntaxError" in recs[0]["stderr_tail"]
-    assert all(r["exit_code"] == 1 for r in recs)
+    assert [r["index"] for r in recs] == list(range(164))
+    assert all(r["verified"] and r["result"].startswith("failed: ") for r in recs)
+    assert recs[0]["exception"] == "SyntaxError" and "was never closed" in recs[0]["result"]
+    assert {r["exception"] for r in recs[1::2]} <= {"AssertionError", "TypeError"}
 
 
 def test_humaneval_bad_input(url, example_env, data, tmp_path):
     samples = tmp_path / "s.jsonl"
     samples.write_text(json.dumps({"task_id": "HumanEval/9999", "completion": ""}) + "\n")
-    p = example(example_env, EVALUATE, "--url", url, "--samples", samples)
+    p = example(example_env, EVALUATE, "--url", url, "--samples", samples, "--data", data)
     assert p.returncode == 2 and "HumanEval/9999" in p.stderr
     samples.write_text(json.dumps({"task_id": "HumanEval/0"}) + "\n")
-    p = example(example_env, EVALUATE, "--url", url, "--samples", samples)
+    p = example(example_env, EVALUATE, "--url", url, "--samples", samples, "--data", data)
     assert p.returncode == 2 and "completion" in p.stderr
-    p = example(example_env, EVALUATE, "--url", url, "--generate", "m", "--limit", "1")
+    p = example(example_env, EVALUATE, "--url", url, "--canonical", "--data", data,
+                "--timeout", "0")
+    assert p.returncode == 2 and "--timeout" in p.stderr
+    p = example(example_env, EVALUATE, "--url", url, "--generate", "m", "--limit", "1",
+                "--data", data)
     assert p.returncode != 0 and "OPENAI_API_KEY" in p.stderr
 
 
@@ -131,14 +137,14 @@ def test_humaneval_generate(url, example_env, data, tmp_path):
         env = dict(example_env, OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1")
         saved = tmp_path / "samples.jsonl"
         p = example(env, EVALUATE, "--url", url, "--image", PYTHON, "--generate", "o3-mini",
-                    "--limit", "5", "--save-samples", saved, "-v")
+                    "--limit", "5", "--save-samples", saved, "-v", "--data", data)
     finally:
         server.shutdown()
         server.server_close()
     assert p.returncode == 0, p.stderr[-2000:]
     out = p.stdout.splitlines()
     assert out[-1] == "pass@1: 4/5 (80.0%)"
-    assert any(line.startswith("FAIL HumanEval/1:") for line in out)
+    assert any(line.startswith("FAIL HumanEval/1 (sample 1): failed: ") for line in out)
     assert FakeModel.seen[0] == ("/v1/chat/completions", "Bearer sk-test", "o3-mini")
     assert len(FakeModel.seen) == 6  # five problems and one retry after the 429
     samples = [json.loads(line) for line in saved.read_text().splitlines()]

@@ -46,8 +46,12 @@ def registry():
 @pytest.fixture
 def pulling(registry, make_stack):
     """A stack of its own, empty, that pulls from the registry over plain HTTP."""
+    # DEAD_PORT, where nothing listens, is configured too: a registry on
+    # loopback is contacted only if it is.
     return make_stack({"pull_policy": "if-not-present", "registry_timeout_secs": 5,
-                       "registries": {registry.host: {"insecure": True}}}, images=False).start()
+                       "registries": {registry.host: {"insecure": True},
+                                      f"127.0.0.1:{DEAD_PORT}": {"insecure": True}}},
+                      images=False).start()
 
 
 def test_pull_run_delete(registry, pulling):
@@ -81,8 +85,20 @@ async def test_delete_unknown(both):
         await both.images.delete("localhost:5000/nope/never-loaded:1")
 
 
-async def test_pull_from_nowhere(both):
-    with pytest.raises(boxer.RegistryError):
+async def test_pull_under_never_and_bad_reference(both):
+    # The session stack's pull_policy is "never": no registry is asked.
+    with pytest.raises(boxer.ForbiddenError):
         await both.images.pull(f"127.0.0.1:{DEAD_PORT}/nope/missing:1", timeout=60)
     with pytest.raises(boxer.BadRequestError):
         await both.images.pull("Not A Reference!")
+
+
+async def test_pull_from_nowhere(pulling):
+    async with boxer.AsyncBoxerClient(url_of(pulling)) as c:
+        with pytest.raises(boxer.RegistryError) as e:
+            await c.images.pull(f"127.0.0.1:{DEAD_PORT}/nope/missing:1", timeout=60)
+        assert (e.value.status_code, e.value.code) == (502, "registry_error")
+    with boxer.BoxerClient(url_of(pulling)) as c:
+        with pytest.raises(boxer.RegistryError) as e:
+            c.images.pull(f"127.0.0.1:{DEAD_PORT}/nope/missing:1", timeout=60)
+        assert (e.value.status_code, e.value.code) == (502, "registry_error")

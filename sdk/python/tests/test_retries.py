@@ -1,9 +1,14 @@
 """Retries and the error paths a real server cannot easily be made to take
-(busy with Retry-After, resets, a 500, a non-API answer), through
-httpx.MockTransport. Everything else is tested against the real server."""
+(resets, a 500, a non-API answer), through httpx.MockTransport; the retry
+on `503 busy` also against a real server that answers it (a sandbox subnet
+with room for one run), and on `429 too_many_requests` in test_keys.py.
+Everything else is tested against the real server."""
 
 import asyncio
 import json
+import os
+import threading
+import time
 
 import httpx
 import pytest
@@ -83,6 +88,41 @@ def test_retry_after_too_long_is_not_waited_for(mode):
     with pytest.raises(boxer.BusyError) as e:
         run(mode, make(mode, s))
     assert len(s.seen) == 1 and e.value.retry_after == 120
+
+
+def test_too_many_requests_with_retry_after_is_retried_even_for_run(mode):
+    """429: the key's runs are at its max_concurrent_runs; like busy, the
+    server did not start the run, so the default retries re-send it."""
+    s = Server(error(429, "too_many_requests", {"Retry-After": "0"}),
+               error(429, "too_many_requests", {"Retry-After": "0"}),
+               httpx.Response(200, json=RESULT))
+    assert run(mode, make(mode, s)).stdout == "ok\n"
+    assert s.seen == [("POST", "/run")] * 3
+
+
+def test_too_many_requests_gives_up_as_busy_does(mode):
+    s = Server(error(429, "too_many_requests", {"Retry-After": "0"}))
+    with pytest.raises(boxer.TooManyRequestsError) as e:
+        run(mode, make(mode, s, max_retries=1))
+    assert len(s.seen) == 2
+    assert (e.value.status_code, e.value.code, e.value.retry_after) == (429, "too_many_requests", 0)
+    s = Server(error(429, "too_many_requests", {"Retry-After": "61"}))
+    with pytest.raises(boxer.TooManyRequestsError):
+        run(mode, make(mode, s))
+    assert len(s.seen) == 1
+    s = Server(error(429, "too_many_requests"))
+    with pytest.raises(boxer.TooManyRequestsError) as e:
+        run(mode, make(mode, s))
+    assert len(s.seen) == 1 and e.value.retry_after is None
+
+
+def test_unauthorized_is_not_retried(mode):
+    s = Server(error(401, "unauthorized", {"WWW-Authenticate": 'Bearer realm="boxer"',
+                                           "Retry-After": "0"}))
+    with pytest.raises(boxer.UnauthorizedError) as e:
+        run(mode, make(mode, s))
+    assert len(s.seen) == 1
+    assert e.value.headers["www-authenticate"] == 'Bearer realm="boxer"'
 
 
 def test_503_without_retry_after_is_not_retried(mode):
@@ -177,3 +217,49 @@ def test_requests_as_sent(mode):
     up = call(mode, c.upload, {"a.txt": b"x"})
     assert up == (boxer.UploadedFile("f_1", "a.txt", 1, "0" * 64),)
     assert b'filename="a.txt"' in bodies[-1].read()
+
+
+def test_real_busy_is_retried(make_stack, mode):
+    """A /30 sandbox subnet has one address for runs: while one `sandbox`
+    run holds it, the server answers another `503 busy` with Retry-After
+    (executor/ipam.c). The client waits and sends it again until the
+    first run is over; without retries it gets BusyError."""
+    from conftest import BUSYBOX, url_of
+
+    port = int(os.environ.get("BOXER_TEST_PORT", "18080")) + 1
+    s = make_stack({"sandbox_subnet": f"10.{port // 256}.{port % 256}.0/30"}, workers=2).start()
+    leases = s.home / "network" / "leases"
+    holder = threading.Thread(target=lambda: boxer.BoxerClient(url_of(s)).run(
+        BUSYBOX, ["sleep", "4"], network="sandbox"))
+    holder.start()
+    deadline = time.monotonic() + 30
+    while not (leases.exists() and any(not p.name.startswith(".") for p in leases.iterdir())):
+        assert time.monotonic() < deadline, "the first run never took its address"
+        time.sleep(0.05)
+
+    statuses = []
+
+    def record(response):
+        statuses.append(response.status_code)
+
+    async def arecord(response):
+        record(response)
+
+    def client(retries):
+        if mode == "sync":
+            return boxer.BoxerClient(url_of(s), max_retries=retries, http_client=httpx.Client(
+                event_hooks={"response": [record]}, timeout=60))
+        return boxer.AsyncBoxerClient(url_of(s), max_retries=retries, http_client=httpx.AsyncClient(
+            event_hooks={"response": [arecord]}, timeout=60))
+
+    try:
+        with pytest.raises(boxer.BusyError):
+            call(mode, client(0).run, BUSYBOX, ["echo", "no"], network="sandbox")
+        assert statuses == [503]
+        statuses.clear()
+        r = call(mode, client(20).run, BUSYBOX, ["echo", "ok"], network="sandbox")
+    finally:
+        holder.join(timeout=60)
+    assert r.stdout == "ok\n" and r.exit_code == 0
+    # Busy at least once (the first run still held the address), then served.
+    assert statuses[0] == 503 and statuses[-1] == 200 and set(statuses) == {503, 200}, statuses

@@ -46,6 +46,25 @@ def test_sync_and_async_public_methods_match(sync_cls, async_cls):
         assert inspect.iscoroutinefunction(async_cls.__aexit__)
 
 
+def test_grading_sync_and_async_match():
+    """boxer.grading's grade and agrade: the same parameters and defaults;
+    only the client's type differs, and agrade is a coroutine."""
+    from boxer import grading
+    s, a = inspect.signature(grading.grade), inspect.signature(grading.agrade)
+    assert [(p.name, p.kind, p.default) for p in s.parameters.values()] == \
+           [(p.name, p.kind, p.default) for p in a.parameters.values()]
+    assert inspect.iscoroutinefunction(grading.agrade)
+    assert not inspect.iscoroutinefunction(grading.grade)
+    assert s.parameters["client"].annotation == "BoxerClient"
+    assert a.parameters["client"].annotation == "AsyncBoxerClient"
+    for name in grading.__all__:
+        assert hasattr(grading, name), name
+    assert dataclasses.is_dataclass(grading.Verdict) and grading.Verdict.__dataclass_params__.frozen
+    body = inspect.getsource(grading.Verdict)
+    for f in dataclasses.fields(grading.Verdict):
+        assert "#: " in body.split(f"    {f.name}:")[0].rsplit("\n", 2)[-2], f.name
+
+
 def test_run_result_download_is_awaitable_for_async():
     assert not inspect.iscoroutinefunction(boxer.RunResult.download)
     assert inspect.iscoroutinefunction(boxer.AsyncRunResult.download)
@@ -98,6 +117,7 @@ def test_result_without_a_client_cannot_download():
 
 @pytest.mark.parametrize("status, code, cls", [
     (400, "invalid_request", boxer.BadRequestError),
+    (401, "unauthorized", boxer.UnauthorizedError),
     (403, "forbidden", boxer.ForbiddenError),
     (404, "image_not_found", boxer.ImageNotFoundError),
     (404, "run_not_found", boxer.RunNotFoundError),
@@ -106,6 +126,7 @@ def test_result_without_a_client_cannot_download():
     (405, "method_not_allowed", boxer.MethodNotAllowedError),
     (413, "payload_too_large", boxer.PayloadTooLargeError),
     (415, "unsupported_media_type", boxer.UnsupportedMediaTypeError),
+    (429, "too_many_requests", boxer.TooManyRequestsError),
     (500, "internal", boxer.InternalServerError),
     (502, "registry_error", boxer.RegistryError),
     (502, "internal", boxer.InternalServerError),   # nginx: the pool is down
@@ -117,6 +138,8 @@ def test_result_without_a_client_cannot_download():
     (503, "draining", boxer.ServiceUnavailableError),
     (502, "bad_gateway", boxer.InternalServerError),
     (418, "teapot", boxer.APIError),
+    (401, "key_expired", boxer.UnauthorizedError),
+    (429, "slow_down", boxer.TooManyRequestsError),
 ])
 def test_error_class_by_code_then_status(status, code, cls):
     req = core.Request("GET", "/x")
@@ -160,7 +183,8 @@ def test_retry_after_parsing():
 
 def opts(**kw):
     base = dict(timeout=30.0, run_timeout_margin=300.0, default_wall_clock_secs=30,
-                pull_timeout=900.0, max_retries=2, max_retry_after=60.0, headers=None)
+                pull_timeout=900.0, max_retries=2, max_retry_after=60.0, headers=None,
+                api_key=None)
     base.update(kw)
     return core.make_options("http://127.0.0.1:1", **base)
 
@@ -183,7 +207,7 @@ def test_run_timeout_follows_wall_clock():
 
 def test_base_url_from_argument_then_environment():
     kw = dict(timeout=1.0, run_timeout_margin=1.0, default_wall_clock_secs=30, pull_timeout=1.0,
-              max_retries=0, max_retry_after=1.0, headers=None)
+              max_retries=0, max_retry_after=1.0, headers=None, api_key=None)
     assert core.make_options("http://a:1/", environ={}, **kw).base_url == "http://a:1"
     assert core.make_options(None, environ={"BOXER_URL": "http://b:2"}, **kw).base_url == "http://b:2"
     assert core.make_options("http://a:1", environ={"BOXER_URL": "http://b:2"}, **kw).base_url == "http://a:1"

@@ -9,6 +9,8 @@ sandboxes::
         print(result.stdout, result.exit_code, result.wall_ms)
 
 :class:`AsyncBoxerClient` has the same methods as coroutines.
+:mod:`boxer.grading` grades untrusted programs on a verdict channel they
+cannot write (not by their exit status).
 """
 
 from ._async_client import AsyncBoxerClient, AsyncImages
@@ -34,10 +36,13 @@ from ._errors import (
     RunNotFoundError,
     RuntimeUnavailableError,
     ServiceUnavailableError,
+    TooManyRequestsError,
+    UnauthorizedError,
     UnsupportedMediaTypeError,
 )
 from ._types import AsyncRunResult, Health, ImageInfo, Limits, OutputFile, RunResult, UploadedFile
 from ._version import __version__
+from . import grading
 
 __all__ = [
     "BoxerClient",
@@ -55,6 +60,7 @@ __all__ = [
     "BoxerError",
     "APIError",
     "BadRequestError",
+    "UnauthorizedError",
     "ForbiddenError",
     "NotFoundError",
     "ImageNotFoundError",
@@ -63,6 +69,7 @@ __all__ = [
     "MethodNotAllowedError",
     "PayloadTooLargeError",
     "UnsupportedMediaTypeError",
+    "TooManyRequestsError",
     "InternalServerError",
     "RegistryError",
     "ServiceUnavailableError",
@@ -72,5 +79,6 @@ __all__ = [
     "BoxerTimeoutError",
     "InvalidResponseError",
     "CommandFailedError",
+    "grading",
     "__version__",
 ]

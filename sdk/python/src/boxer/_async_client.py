@@ -22,6 +22,11 @@ class AsyncBoxerClient:
     Args:
         base_url: the server, e.g. ``"http://localhost:8080"``; default
             ``$BOXER_URL``, else ``http://localhost:8080``.
+        api_key: the API key for a server that has keys configured, sent as
+            ``Authorization: Bearer <key>`` with every request; default
+            ``$BOXER_API_KEY``. It wins over an ``Authorization`` in
+            ``headers``, which in turn wins over ``$BOXER_API_KEY``. The SDK
+            shows it in no ``repr()`` and no error message.
         timeout: seconds to wait for an answer to anything but a run or a pull.
         run_timeout_margin: a run's answer is awaited for its wall-clock limit
             plus this (image pull on first use, sandbox start-up, waiting for a
@@ -30,10 +35,11 @@ class AsyncBoxerClient:
             not set one (the server's default, 30 unless its operator changed it).
         pull_timeout: seconds to wait for ``images.pull()``.
         max_retries: how many times a request is sent again after a connection
-            failure, or a ``503`` with ``Retry-After``. A ``POST /run`` that may
-            have reached the server is never sent again.
+            failure, or a ``503`` (busy) or ``429`` (the API key's runs at its
+            limit) with ``Retry-After``. A ``POST /run`` that may have reached
+            the server is never sent again.
         max_retry_after: a ``Retry-After`` longer than this is not waited for.
-        headers: extra headers for every request (e.g. ``Authorization``).
+        headers: extra headers for every request.
         http_client: an ``httpx.AsyncClient`` to use (proxies, TLS settings,
             transports); it is not closed by :meth:`close`.
 
@@ -46,6 +52,7 @@ class AsyncBoxerClient:
         self,
         base_url: str | None = None,
         *,
+        api_key: str | None = None,
         timeout: float = 30.0,
         run_timeout_margin: float = 300.0,
         default_wall_clock_secs: int = 30,
@@ -58,7 +65,8 @@ class AsyncBoxerClient:
         self._opts = core.make_options(
             base_url, timeout=timeout, run_timeout_margin=run_timeout_margin,
             default_wall_clock_secs=default_wall_clock_secs, pull_timeout=pull_timeout,
-            max_retries=max_retries, max_retry_after=max_retry_after, headers=headers)
+            max_retries=max_retries, max_retry_after=max_retry_after, headers=headers,
+            api_key=api_key)
         self._owns_http = http_client is None
         self._http = http_client if http_client is not None else httpx.AsyncClient()
         #: Images in the server's cache: ``list()``, ``pull()``, ``delete()``.

@@ -41,6 +41,7 @@ FileSource = Union["os.PathLike[str]", bytes, bytearray, memoryview, str, Upload
 DEFAULT_BASE_URL = "http://localhost:8080"
 OCTET_STREAM = "application/octet-stream"
 BASE_URL_ENV = "BOXER_URL"
+API_KEY_ENV = "BOXER_API_KEY"
 
 R = TypeVar("R", bound=RunResult)
 
@@ -57,7 +58,9 @@ class Options:
     pull_timeout: float = 900.0
     max_retries: int = 2
     max_retry_after: float = 60.0
-    headers: Mapping[str, str] = field(default_factory=dict)
+    #: Out of the repr: ``Authorization`` holds a secret (the API key's, or
+    #: the caller's own).
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 def make_options(
@@ -70,10 +73,13 @@ def make_options(
     max_retries: int,
     max_retry_after: float,
     headers: Mapping[str, str] | None,
+    api_key: str | None,
     environ: Mapping[str, str] = os.environ,
 ) -> Options:
     """Validate a client's arguments; the base URL comes from the argument,
-    else ``$BOXER_URL``, else ``http://localhost:8080``."""
+    else ``$BOXER_URL``, else ``http://localhost:8080``. The API key comes
+    from the argument, else from an ``Authorization`` in ``headers`` (sent
+    as given), else ``$BOXER_API_KEY`` (empty counts as unset)."""
     url = base_url or environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
     parsed = httpx.URL(url)
     if parsed.scheme not in ("http", "https") or not parsed.host:
@@ -91,6 +97,17 @@ def make_options(
         raise ValueError(f"default_wall_clock_secs must be >= 1, not {default_wall_clock_secs!r}")
     hdrs = {"User-Agent": f"boxer-sdk-python/{__version__}", "Accept": "application/json"}
     hdrs.update(headers or {})
+    own_auth = any(k.lower() == "authorization" for k in hdrs)
+    if api_key is not None:
+        key: str | None = check_api_key(api_key, "api_key")
+    elif not own_auth and environ.get(API_KEY_ENV):
+        key = check_api_key(environ[API_KEY_ENV], f"${API_KEY_ENV}")
+    else:
+        key = None
+    if key is not None:
+        # Whatever its case: two Authorization lines would reach the server.
+        hdrs = {k: v for k, v in hdrs.items() if k.lower() != "authorization"}
+        hdrs["Authorization"] = f"Bearer {key}"
     return Options(
         base_url=url.rstrip("/"),
         timeout=timeout,
@@ -101,6 +118,28 @@ def make_options(
         max_retry_after=max_retry_after,
         headers=hdrs,
     )
+
+
+def check_api_key(key: object, where: str) -> str:
+    """The key, if it can go into an ``Authorization: Bearer`` header as it is.
+    The messages say where the key came from and what is wrong with it, never
+    what it is."""
+    if not isinstance(key, str):
+        raise TypeError(f"{where} must be a string (the key itself), not {type(key).__name__}")
+    if not key:
+        raise ValueError(f"{where} is empty; pass the key the server's operator gave you, "
+                         f"or None for a server without API keys")
+    if key[:7].lower() == "bearer ":
+        raise ValueError(f"{where} must be the key alone, without 'Bearer ': the client adds it")
+    for i, c in enumerate(key):
+        if c.isspace() or not c.isprintable():
+            raise ValueError(f"{where} has whitespace or a control character at position {i} "
+                             f"of {len(key)}; strip it (a key read from a file often ends "
+                             f"with a newline)")
+        if not c.isascii():
+            raise ValueError(f"{where} has a non-ASCII character at position {i}; API keys are "
+                             f"printable ASCII (e.g. made by `openssl rand -hex 32`)")
+    return key
 
 
 @dataclass(frozen=True)
@@ -475,10 +514,12 @@ def retry_delay_for_status(opts: Options, req: Request, attempt: int, status: in
                            headers: Mapping[str, str]) -> float | None:
     """Seconds to wait before sending req again after this answer, or None.
 
-    Only a 503 with Retry-After is retried: the server says it did not start
-    the work and when to come back, so even ``POST /run`` is safe to repeat.
+    Only a 503 (``busy``) or a 429 (the API key's runs at its
+    ``max_concurrent_runs``) with Retry-After is retried: the server says it
+    did not start the work and when to come back, so even ``POST /run`` is
+    safe to repeat.
     """
-    if status != 503 or attempt >= opts.max_retries:
+    if status not in (429, 503) or attempt >= opts.max_retries:
         return None
     after = retry_after(headers)
     if after is None or after > opts.max_retry_after:

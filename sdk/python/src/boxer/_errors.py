@@ -6,6 +6,9 @@ Everything the SDK raises on purpose is a :class:`BoxerError`:
   (the API's ``{"error": {"code", "message"}}`` body). The class is chosen by
   the error ``code`` first and by the HTTP status when the code is unknown,
   so ``except NotFoundError`` also catches :class:`ImageNotFoundError`.
+  With API keys configured on the server: :class:`UnauthorizedError` (no key
+  or an unknown one), :class:`ForbiddenError` (the key may not do this) and
+  :class:`TooManyRequestsError` (the key's runs are at its limit).
 - :class:`BoxerConnectionError`: no answer at all (refused connection, reset,
   DNS failure), and its subclass :class:`BoxerTimeoutError`.
 - :class:`CommandFailedError`: raised only by :meth:`RunResult.check`; a run
@@ -25,6 +28,7 @@ __all__ = [
     "BoxerError",
     "APIError",
     "BadRequestError",
+    "UnauthorizedError",
     "ForbiddenError",
     "NotFoundError",
     "ImageNotFoundError",
@@ -33,6 +37,7 @@ __all__ = [
     "MethodNotAllowedError",
     "PayloadTooLargeError",
     "UnsupportedMediaTypeError",
+    "TooManyRequestsError",
     "InternalServerError",
     "RegistryError",
     "ServiceUnavailableError",
@@ -104,9 +109,20 @@ class BadRequestError(APIError):
     codes = ("invalid_request",)
 
 
+class UnauthorizedError(APIError):
+    """401 ``unauthorized``: the server needs an API key and the request had
+    none, or one it does not know. Pass ``api_key=`` to the client or set
+    ``$BOXER_API_KEY``; ``GET /health`` is the one request that needs none."""
+
+    status = 401
+    codes = ("unauthorized",)
+
+
 class ForbiddenError(APIError):
-    """403 ``forbidden``: a feature the operator disabled (e.g. ``network="host"``)
-    or a bad API key."""
+    """403 ``forbidden``: a feature the operator disabled (e.g. ``network="host"``),
+    or something the request's API key may not do: a limit above the key's
+    ``max_limits``, a network mode it may not use, pulling or deleting images
+    without ``allow_images``. The message names what was refused."""
 
     status = 403
     codes = ("forbidden",)
@@ -160,6 +176,16 @@ class UnsupportedMediaTypeError(APIError):
 
     status = 415
     codes = ("unsupported_media_type",)
+
+
+class TooManyRequestsError(APIError):
+    """429 ``too_many_requests``: the API key already has its
+    ``max_concurrent_runs`` runs running or queued. The server did not start
+    the run; the client already waited ``Retry-After`` and retried
+    ``max_retries`` times before raising this."""
+
+    status = 429
+    codes = ("too_many_requests",)
 
 
 class InternalServerError(APIError):
@@ -239,6 +265,7 @@ _BY_CODE: dict[str, type[APIError]] = {
     code: cls
     for cls in (
         BadRequestError,
+        UnauthorizedError,
         ForbiddenError,
         NotFoundError,
         ImageNotFoundError,
@@ -247,6 +274,7 @@ _BY_CODE: dict[str, type[APIError]] = {
         MethodNotAllowedError,
         PayloadTooLargeError,
         UnsupportedMediaTypeError,
+        TooManyRequestsError,
         InternalServerError,
         RegistryError,
         BusyError,
@@ -256,11 +284,13 @@ _BY_CODE: dict[str, type[APIError]] = {
 }
 _BY_STATUS: dict[int, type[APIError]] = {
     400: BadRequestError,
+    401: UnauthorizedError,
     403: ForbiddenError,
     404: NotFoundError,
     405: MethodNotAllowedError,
     413: PayloadTooLargeError,
     415: UnsupportedMediaTypeError,
+    429: TooManyRequestsError,
     500: InternalServerError,
     # 502 is RegistryError only with its code: nginx's own 502 says "internal".
     503: ServiceUnavailableError,

@@ -1,9 +1,10 @@
-/* The worker pool: spawn-fcgi binds the listening socket and execs
-   boxer-fcgi, whose master process forks N workers that accept on the
-   inherited socket, restarts any worker that dies, and on SIGTERM or SIGINT
-   stops them all, letting runs in progress finish.  */
-#ifndef BOXER_FCGI_POOL_H
-#define BOXER_FCGI_POOL_H
+/* A supervised pool of processes: a master forks N children that share
+   what it set up (boxer-fcgi's workers accept on the socket spawn-fcgi
+   bound; boxer-executor's one server on the executor socket), restarts any
+   that dies, and on SIGTERM or SIGINT stops them all, letting work in
+   progress finish.  */
+#ifndef BOXER_COMMON_POOL_H
+#define BOXER_COMMON_POOL_H
 
 /* Run worker_main (data) in n child processes until a stop signal; returns
    the master's exit code.  stop_grace_secs bounds how long workers may take

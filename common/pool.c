@@ -7,8 +7,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "common/log.h"
-#include "common/util.h"
+#include "log.h"
+#include "util.h"
 
 /* A worker that dies sooner than this after starting counts as crashing;
    the master then waits before the next restart rather than spinning.  */

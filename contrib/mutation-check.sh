@@ -1,0 +1,266 @@
+#!/bin/bash
+# Does the suite catch a broken protection?  For every row of the README's
+# "What holds" table and every limit, a named one-line mutation of the
+# source removes the protection; each is applied alone to a scratch copy of
+# the tree (outside the checkout, like contrib/test-asan.sh), built, and the
+# test that should notice is run against that build.  A mutation is caught
+# when the test fails; one that does not apply exactly once, does not
+# build, or leaves its test passing (or skipped) is missed.
+#
+#   contrib/mutation-check.sh [NAME...]     (as root, like contrib/test.sh)
+#
+# Prints one line per mutation and finally "N/M mutations caught"; exits
+# non-zero when any is missed.  First every named test runs against the
+# unmutated scratch build and must pass, so that a catch means something.
+# Not part of contrib/test.sh: it rebuilds once per mutation.  A caught
+# mutation may leave behind what its protection removes (an /output tmpfs,
+# a test directory); the machine-wide leftover check runs at the end and
+# fails the command if so.
+# BOXER_MUTATION_PORT (default 28090) is the BOXER_TEST_PORT of the tests:
+# its addresses differ from those of the suite on 18080, so both may run at once.
+#
+# Rows of "What holds" without a mutation here, and why: /output symlinks,
+# FIFOs and devices (held twice over: an lstat type check and an openat2
+# that refuses symlinks; no one line removes both); daemons outliving the
+# command, /dev/random, closing stdout (runsc's own behaviour, no Boxer
+# line); raw sockets and mount (no capabilities and uid 65534: the uid
+# mutation below); image layers with '..', absolute paths and links out
+# (openat2 RESOLVE_IN_ROOT and a path check, two lines); restarting under
+# load (atomic renames in several places).  cgroup v2 (memory.max,
+# memory.events) is proven by contrib/test-vm.sh, not on this hybrid host.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$(pwd)
+CACHE=${BOXER_CACHE:-/var/cache/boxer}
+src="$CACHE/mutation-build"
+export BOXER_RUNSC=${BOXER_RUNSC:-$(contrib/build-runsc.sh)}
+export BOXER_TEST_PORT=${BOXER_MUTATION_PORT:-28090}
+export BOXER_BUILD_DIR="$src"
+export BOXER_VENV_PYTHON
+BOXER_VENV_PYTHON=$(contrib/python-env.sh)
+
+mkdir -p "$src"
+# Tracked and untracked-but-not-ignored files: what the suite would build.
+contrib/copy-tree.sh "$src"
+(
+	cd "$src"
+	if [ ! -f Makefile ] || [ configure.ac -nt Makefile ] || [ Makefile.am -nt Makefile ]; then
+		./autogen.sh >/dev/null 2>&1
+		./configure --quiet
+	fi
+	make -j"$(nproc)" >/dev/null
+	make -j"$(nproc)" check TESTS= >/dev/null     # builds the Check binaries, runs none
+)
+
+exec /usr/bin/python3 - "$top" "$src" "$@" <<'PY'
+import os
+import subprocess
+import sys
+import time
+
+top, src, only = sys.argv[1], sys.argv[2], sys.argv[3:]
+
+# (name, file, exact text, replacement, test). The text must occur exactly
+# once in the file; the test is a pytest node id (tests/integration by
+# Debian's python3, others by the venv) or a Check binary (tests/unit/...).
+CG = "boxer_cgroup_create (&run.cgroup, cg, &req->limits, err)"
+MUTATIONS = [
+    ("pids_limit: no RLIMIT_NPROC", "executor/spec.c",
+     'rlimit ("RLIMIT_NPROC", in->limits->pids_limit)', 'rlimit ("RLIMIT_NPROC", 1 << 20)',
+     "tests/integration/test_hostile.py::test_python_fork_bomb"),
+    ("nofile: RLIMIT_NOFILE not the request's", "executor/spec.c",
+     'rlimit ("RLIMIT_NOFILE", in->limits->nofile)', 'rlimit ("RLIMIT_NOFILE", 65536)',
+     "tests/integration/test_hostile.py::test_exhaust_file_descriptors"),
+    ("memory_mb: the cgroup gets no real memory limit", "executor/executor.c", CG,
+     "boxer_cgroup_create (&run.cgroup, cg, &(struct boxer_limits) { req->limits.cpu_cores, "
+     "1 << 20, req->limits.wall_clock_secs, req->limits.pids_limit, req->limits.nofile }, err)",
+     "tests/integration/test_run.py::test_oom"),
+    ("cpu_cores: the cgroup gets 4 cores whatever was asked", "executor/executor.c", CG,
+     "boxer_cgroup_create (&run.cgroup, cg, &(struct boxer_limits) { 4, req->limits.memory_mb, "
+     "req->limits.wall_clock_secs, req->limits.pids_limit, req->limits.nofile }, err)",
+     "tests/integration/test_cpu.py::test_cpu_cores_limit_work_done"),
+    ("wall_clock_secs: the kill comes 4x late", "executor/executor.c",
+     "cap.deadline_ms = t0 + req->limits.wall_clock_secs * 1000;",
+     "cap.deadline_ms = t0 + req->limits.wall_clock_secs * 4000;",
+     "tests/integration/test_hostile.py::test_busy_loop_past_wall_clock"),
+    ("output_limit_bytes: stdout kept 4x past the limit", "executor/executor.c",
+     "boxer_buf_init (&cap.out, ex->cfg->output_limit_bytes);",
+     "boxer_buf_init (&cap.out, 4 * ex->cfg->output_limit_bytes);",
+     "tests/integration/test_hostile.py::test_stdout_and_stderr_flood"),
+    ("invalid UTF-8: output not sanitised", "fcgi/response.c",
+     'cleanup_free char *clean = boxer_utf8_sanitize (data ? data : "", data ? len : 0, &clean_len);',
+     'cleanup_free char *clean = xmalloc (len + 1); '
+     'memcpy (clean, data ? data : "", clean_len = data ? len : 0);',
+     "tests/integration/test_hostile.py::test_invalid_utf8"),
+    ("/output: the host tmpfs 1000x larger", "executor/outputs.c",
+     "(long long) limit_bytes * 2\n", "(long long) limit_bytes * 2000\n",
+     "tests/integration/test_files.py::test_output_limits"),
+    ("uid: runs as root", "executor/spec.c",
+     "json_object_new_int (BOXER_RUN_UID)", "json_object_new_int (0)",
+     "tests/integration/test_run.py::test_runs_unprivileged_with_own_hostname"),
+    ("host files: the sandbox's root is the host's /", "executor/spec.c",
+     'json_object_object_add (root, "path", json_object_new_string (in->rootfs));',
+     'json_object_object_add (root, "path", json_object_new_string ("/"));',
+     "tests/integration/test_hostile.py::test_host_invisible"),
+    ("environment: the server's own environment under the request's", "executor/executor.c",
+     "env = boxer_spec_merge_env (image->env, req->env);",
+     "env = boxer_spec_merge_env (environ, req->env);",
+     "tests/integration/test_hostile.py::test_environment_is_clean"),
+    ("path traversal: '.' and '..' components allowed", "common/paths.c",
+     "if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))", "if (0)",
+     "tests/integration/test_files.py::test_output_escape_attempts_rejected"),
+    ("sandbox network: deny ranges not dropped", "executor/firewall.c",
+     '"\\t\\tip daddr @deny drop\\n"', '""',
+     "tests/integration/test_network.py::test_sandbox_denied_ranges"),
+    ("sandbox network: runs reach each other", "executor/firewall.c",
+     '"\\t\\toifgroup %" PRIu32 " drop\\n"', '"\\t\\toifgroup %" PRIu32 " accept\\n"',
+     "tests/integration/test_network.py::test_two_sandbox_runs_cannot_reach_each_other"),
+    ("sandbox network: runs reach the host", "executor/firewall.c",
+     '"\\t\\tiifgroup %" PRIu32 " jump input_from_run\\n"',
+     '"\\t\\tiifgroup %" PRIu32 " accept\\n"',
+     "tests/integration/test_network.py::test_sandbox_cannot_reach_host_services"),
+    ("sandbox network: spoofed sources forwarded", "executor/firewall.c",
+     '"\\t\\tiifname . ip saddr != @runs drop\\n"', '""',
+     "tests/integration/test_network_more.py::test_spoofed_source_dropped"),
+    ("max_limits: integer limits above the maximum accepted", "fcgi/request.c",
+     "if (i < *(const int64_t *) lo || i > *(const int64_t *) hi)",
+     "if (i < *(const int64_t *) lo)",
+     "tests/integration/test_errors.py::test_limit_message_names_bounds"),
+    ("unknown methods: 404 instead of 405", "fcgi/router.c",
+     "  if (path_known)\n", "  if (0)\n",
+     "tests/integration/test_hostile_inputs.py::test_unknown_methods_and_paths"),
+    ("image bounds: implied parent directories not counted", "cache/layer.c",
+     "if (count_entry (ap, entry, implied, inode, err) < 0)",
+     "if (count_entry (ap, entry, 0, inode, err) < 0)",
+     "tests/integration/test_registry.py::test_directory_bombs_are_refused"),
+    ("API keys: a request without a key is served", "fcgi/router.c",
+     "if (!routes[i].public && srv->cfg->n_api_keys > 0", "if (0",
+     "tests/integration/test_keys.py::test_no_key_or_an_unknown_one_is_401"),
+    ("API keys: another key's runs and outputs are shown", "fcgi/auth.c",
+     "return http->key && owner && strcmp (owner, http->key->name) == 0;", "return true;",
+     "tests/integration/test_keys.py::test_runs_and_outputs_belong_to_their_key"),
+    ("API keys: another key's uploads are mounted", "fcgi/files.c",
+     "      if (!boxer_auth_may_see (srv, http, owner))\n", "      if (0)\n",
+     "tests/integration/test_keys.py::test_uploads_belong_to_their_key"),
+    ("API keys: limits above the key's maximum are run", "fcgi/request.c",
+     "      || (key && check_key (key, out, err) < 0))", "      || 0)",
+     "tests/integration/test_keys.py::test_limits_and_networks_of_a_key"),
+    ("API keys: a key without allow_images pulls", "fcgi/run.c",
+     "http->key == NULL || http->key->allow_images", "true",
+     "tests/integration/test_keys.py::test_images_are_a_permission"),
+    ("API keys: max_concurrent_runs not counted", "executor/daemon.c",
+     "if (key && key->max_concurrent_runs > 0 && key_load (d, c->key) >= key->max_concurrent_runs)",
+     "if (0)",
+     "tests/integration/test_keys.py::test_a_key_over_its_concurrent_runs_is_429"),
+    # As root (boxer-image without worker_user) this mask is the one line;
+    # the workers, unprivileged, also get libarchive's own drop of the bits.
+    ("image layers: setuid and setgid bits kept (unpacked as root)", "cache/layer.c",
+     "archive_entry_perm (entry) & ~(mode_t) (S_ISUID | S_ISGID)", "archive_entry_perm (entry)",
+     "tests/unit/check_layer"),
+    ("registries: loopback and private addresses contacted", "cache/registry.c",
+     "if (boxer_registry_address_is_public (addr))", "if (addr)",
+     "tests/integration/test_registry.py::test_unconfigured_loopback_host_is_never_contacted"),
+    ("unpacker: no PID namespace of its own", "cache/unpack.c",
+     "if (unshare (CLONE_NEWPID) < 0)", "if (0)", "tests/unit/check_layer"),
+    ("killed executor: its run's /output tmpfs is not swept", "executor/executor.c",
+     "boxer_runfiles_sweep (bundle);", "(void) bundle;",
+     "tests/integration/test_files.py::test_executor_killed_mid_run_leaves_no_mount"),
+    ("executor socket: a stranger's connection served", "executor/daemon.c",
+     "if (cred.uid == 0 || (d->allowed_uid != (uid_t) -1 && cred.uid == d->allowed_uid))",
+     "if (1)",
+     "tests/integration/test_executor.py::test_peer_credentials_checked"),
+    ("admission: the queue has no bound", "executor/daemon.c",
+     "if ((int64_t) count_state (d, CONN_QUEUED) >= d->max_queued)", "if (0)",
+     "tests/integration/test_executor.py::test_overload_answers_busy_fast"),
+    ("client gone: its run goes on", "executor/capture.c",
+     "if (pfd[SLOT_CANCEL].revents)", "if (0)",
+     "tests/integration/test_executor.py::test_client_gone_cancels_run"),
+    ("workers: stay root", "common/layout.c",
+     "if (cfg->worker_user == NULL || geteuid () != 0)", "if (1)",
+     "tests/integration/test_executor.py::test_process_table"),
+    ("executor: a worker's limits above max_limits accepted", "executor/protocol.c",
+     'get_int (obj, "memory_mb", lo->memory_mb, hi->memory_mb, &out->memory_mb, err)',
+     'get_int (obj, "memory_mb", lo->memory_mb, INT64_MAX, &out->memory_mb, err)',
+     "tests/unit/check_protocol"),
+]
+
+
+def run_test(test, log):
+    env = dict(os.environ)
+    if test.startswith("tests/unit/"):
+        argv = [os.path.join(src, test)]
+        env["CK_FORK"] = "yes"
+    else:
+        py = "/usr/bin/python3" if test.startswith("tests/integration/") else env["BOXER_VENV_PYTHON"]
+        argv = [py, "-m", "pytest", "-x", "-q", "-rs", "-p", "no:cacheprovider", test]
+    with open(log, "w") as f:
+        try:
+            p = subprocess.run(argv, cwd=top, env=env, stdout=f, stderr=subprocess.STDOUT,
+                               timeout=1200)
+            rc = p.returncode
+        except subprocess.TimeoutExpired:
+            rc = "timeout"
+    text = open(log).read()
+    if rc == 0 and "SKIPPED" in text:
+        return "skipped"
+    return rc
+
+
+def build():
+    # "check TESTS=": the programs and the Check binaries (a mutation may be
+    # caught by a unit test), running none.
+    return subprocess.run(["make", "-j%d" % os.cpu_count(), "check", "TESTS="], cwd=src,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+logs = os.path.join(src, "mutation-logs")
+os.makedirs(logs, exist_ok=True)
+selected = [m for m in MUTATIONS if not only or m[0] in only or m[0].split(":")[0] in only]
+
+# The tests against the unmutated build: each must pass.
+# A second try, as the real stack on a shared machine now and then fails
+# a run for reasons of its own; twice is a broken test.
+for test in sorted({m[4] for m in selected}):
+    rc = run_test(test, os.path.join(logs, "baseline.log"))
+    if rc != 0:
+        rc = run_test(test, os.path.join(logs, "baseline.log"))
+    if rc != 0:
+        print(f"baseline: {test} does not pass unmutated ({rc}); see {logs}/baseline.log",
+              file=sys.stderr)
+        sys.exit(2)
+
+caught = 0
+for i, (name, path, old, new, test) in enumerate(selected):
+    full = os.path.join(src, path)
+    original = open(full).read()
+    t0 = time.monotonic()
+    log = os.path.join(logs, f"{i:02d}.log")
+    if original.count(old) != 1:
+        verdict = f"missed (could not apply: the text occurs {original.count(old)} times)"
+    else:
+        try:
+            open(full, "w").write(original.replace(old, new))
+            b = build()
+            if b.returncode != 0:
+                open(log, "w").write(b.stderr)
+                verdict = f"missed (does not build; {log})"
+            else:
+                rc = run_test(test, log)
+                verdict = "caught" if rc not in (0, "skipped") else f"MISSED ({rc}; {log})"
+        finally:
+            open(full, "w").write(original)
+    if verdict == "caught":
+        caught += 1
+    print(f"{verdict:8} {name}  [{test}] ({time.monotonic() - t0:.0f} s)", flush=True)
+
+b = build()     # the scratch tree back to the unmutated source
+print(f"{caught}/{len(selected)} mutations caught")
+# A caught mutation may leave what its protection would have removed (a
+# test keeps a stack's directory when it finds leftovers): say so, since
+# the suite's own leftover check would fail on it later.
+left = subprocess.run([os.path.join(top, "contrib/check-leftovers.sh")])
+if left.returncode != 0:
+    print("mutation-check: remove what is listed above before running contrib/test.sh",
+          file=sys.stderr)
+sys.exit(0 if caught == len(selected) and b.returncode == 0 and left.returncode == 0 else 1)
+PY

@@ -1,0 +1,195 @@
+#include <config.h>
+
+#include "metrics.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <time.h>
+
+/* Seconds: from a warm lookup (milliseconds) to the longest run (600 s
+   by default).  */
+static const double bounds[] = { 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                 2.5,   5,     10,   30,    60,   120, 300, 600 };
+#define N_BOUNDS (sizeof bounds / sizeof bounds[0])
+
+static const char *const phase_names[BOXER_PHASE_COUNT] = {
+  "queue", "pull", "setup", "run", "teardown",
+};
+static const char *const outcome_names[BOXER_OUTCOME_COUNT] = {
+  "ok", "exit_nonzero", "timeout", "oom",
+};
+
+void
+boxer_metrics_init (struct boxer_metrics *m, const struct boxer_config *cfg)
+{
+  memset (m, 0, sizeof *m);
+  m->started_at = time (NULL);
+  m->cfg = cfg;
+  for (int p = 0; p < BOXER_PHASE_COUNT; p++)
+    m->phases[p].buckets = xmalloc0 ((N_BOUNDS + 1) * sizeof (uint64_t));
+  m->key_runs = xmalloc0 ((cfg->n_api_keys + 1) * sizeof (uint64_t));
+  m->key_refused = xmalloc0 ((cfg->n_api_keys + 1) * sizeof (uint64_t));
+}
+
+void
+boxer_metrics_release (struct boxer_metrics *m)
+{
+  for (int p = 0; p < BOXER_PHASE_COUNT; p++)
+    free (m->phases[p].buckets);
+  free (m->key_runs);
+  free (m->key_refused);
+  memset (m, 0, sizeof *m);
+}
+
+void
+boxer_metrics_observe (struct boxer_metrics *m, enum boxer_phase phase, int64_t ms)
+{
+  struct boxer_histogram *h;
+  double secs;
+
+  if ((int) phase < 0 || phase >= BOXER_PHASE_COUNT || ms < 0)
+    return;
+  h = &m->phases[phase];
+  secs = (double) ms / 1000.0;
+  for (size_t i = 0; i < N_BOUNDS; i++)
+    if (secs <= bounds[i])
+      h->buckets[i]++;
+  h->buckets[N_BOUNDS]++;
+  h->count++;
+  h->sum += secs;
+}
+
+void
+boxer_metrics_run_report (struct boxer_metrics *m, const struct boxer_run_report *r)
+{
+  if (!r->completed)
+    {
+      m->runs_failed++;
+      return;
+    }
+  if (r->outcome < 0 || r->outcome >= BOXER_OUTCOME_COUNT)
+    return;
+  m->runs[r->outcome]++;
+  boxer_metrics_observe (m, BOXER_PHASE_SETUP, r->setup_ms);
+  boxer_metrics_observe (m, BOXER_PHASE_RUN, r->run_ms);
+  boxer_metrics_observe (m, BOXER_PHASE_TEARDOWN, r->teardown_ms);
+}
+
+/* Error codes become label values: the API's are lower-case words.  */
+static bool
+code_is_valid (const char *code)
+{
+  size_t n = strlen (code);
+
+  if (n == 0 || n >= sizeof ((struct boxer_metrics *) 0)->errors[0].code)
+    return false;
+  return strspn (code, "abcdefghijklmnopqrstuvwxyz_") == n;
+}
+
+void
+boxer_metrics_http (struct boxer_metrics *m, int status, const char *run_error, int64_t pull_ms,
+                    int64_t pulled_bytes)
+{
+  if (status >= 100 && status <= 599)
+    for (size_t i = 0; i < BOXER_METRICS_MAX_STATUSES; i++)
+      if (m->http[i].status == status || m->http[i].status == 0)
+        {
+          m->http[i].status = status;
+          m->http[i].count++;
+          break;
+        }
+  if (run_error && code_is_valid (run_error))
+    for (size_t i = 0; i < BOXER_METRICS_MAX_CODES; i++)
+      if (strcmp (m->errors[i].code, run_error) == 0 || m->errors[i].code[0] == '\0')
+        {
+          snprintf (m->errors[i].code, sizeof m->errors[i].code, "%s", run_error);
+          m->errors[i].count++;
+          break;
+        }
+  if (pull_ms >= 0)
+    boxer_metrics_observe (m, BOXER_PHASE_PULL, pull_ms);
+  if (pulled_bytes > 0)
+    m->pulled_bytes += (uint64_t) pulled_bytes;
+}
+
+static void
+header (FILE *f, const char *name, const char *type, const char *help)
+{
+  fprintf (f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+char *
+boxer_metrics_render (const struct boxer_metrics *m, const struct boxer_metrics_now *now)
+{
+  char *text = NULL;
+  size_t len = 0;
+  FILE *b = open_memstream (&text, &len);
+
+  if (b == NULL)
+    abort ();
+
+  header (b, "boxer_runs_total", "counter", "Runs that completed, by how the program ended.");
+  for (int o = 0; o < BOXER_OUTCOME_COUNT; o++)
+    fprintf (b, "boxer_runs_total{outcome=\"%s\"} %" PRIu64 "\n", outcome_names[o],
+             m->runs[o]);
+  header (b, "boxer_runs_failed_total", "counter",
+          "Runs admitted that ended without a result (the sandbox failed).");
+  fprintf (b, "boxer_runs_failed_total %" PRIu64 "\n", m->runs_failed);
+  header (b, "boxer_run_errors_total", "counter",
+          "POST /run answered with an error, by API error code.");
+  for (size_t i = 0; i < BOXER_METRICS_MAX_CODES && m->errors[i].code[0]; i++)
+    fprintf (b, "boxer_run_errors_total{code=\"%s\"} %" PRIu64 "\n", m->errors[i].code,
+             m->errors[i].count);
+
+  header (b, "boxer_run_phase_seconds", "histogram",
+          "How long each phase of a run took: queue (for a slot), pull (finding or pulling the "
+          "image), setup, run (sandbox boot and program), teardown.");
+  for (int p = 0; p < BOXER_PHASE_COUNT; p++)
+    {
+      const struct boxer_histogram *h = &m->phases[p];
+      for (size_t i = 0; i < N_BOUNDS; i++)
+        fprintf (b, "boxer_run_phase_seconds_bucket{phase=\"%s\",le=\"%g\"} %" PRIu64 "\n",
+                 phase_names[p], bounds[i], h->buckets[i]);
+      fprintf (b, "boxer_run_phase_seconds_bucket{phase=\"%s\",le=\"+Inf\"} %" PRIu64 "\n",
+               phase_names[p], h->buckets[N_BOUNDS]);
+      fprintf (b, "boxer_run_phase_seconds_sum{phase=\"%s\"} %.6f\n", phase_names[p],
+               h->sum);
+      fprintf (b, "boxer_run_phase_seconds_count{phase=\"%s\"} %" PRIu64 "\n",
+               phase_names[p], h->count);
+    }
+
+  header (b, "boxer_key_runs_total", "counter", "Runs admitted, by API key name.");
+  for (size_t k = 0; k < m->cfg->n_api_keys; k++)
+    fprintf (b, "boxer_key_runs_total{key=\"%s\"} %" PRIu64 "\n",
+             m->cfg->api_keys[k].name, m->key_runs[k]);
+  header (b, "boxer_key_refused_total", "counter",
+          "Runs refused with 429, the API key at its max_concurrent_runs, by key name.");
+  for (size_t k = 0; k < m->cfg->n_api_keys; k++)
+    fprintf (b, "boxer_key_refused_total{key=\"%s\"} %" PRIu64 "\n",
+             m->cfg->api_keys[k].name, m->key_refused[k]);
+  header (b, "boxer_busy_refused_total", "counter",
+          "Runs refused with 503 busy: the queue was full, or the run waited queue_timeout_secs.");
+  fprintf (b, "boxer_busy_refused_total %" PRIu64 "\n", m->refused_busy);
+
+  header (b, "boxer_http_responses_total", "counter", "HTTP answers of the workers, by status.");
+  for (size_t i = 0; i < BOXER_METRICS_MAX_STATUSES && m->http[i].status; i++)
+    fprintf (b, "boxer_http_responses_total{status=\"%d\"} %" PRIu64 "\n",
+             m->http[i].status, m->http[i].count);
+  header (b, "boxer_pulled_bytes_total", "counter",
+          "Bytes received from registries, for runs and POST /images/pull.");
+  fprintf (b, "boxer_pulled_bytes_total %" PRIu64 "\n", m->pulled_bytes);
+
+  header (b, "boxer_sandboxes", "gauge", "Sandboxes alive: runs in progress.");
+  fprintf (b, "boxer_sandboxes %" PRId64 "\n", now->running);
+  header (b, "boxer_queued_runs", "gauge", "Runs waiting for a slot.");
+  fprintf (b, "boxer_queued_runs %" PRId64 "\n", now->queued);
+  header (b, "boxer_max_concurrent_runs", "gauge", "Runs at once, at most (the config).");
+  fprintf (b, "boxer_max_concurrent_runs %" PRId64 "\n", now->max_running);
+  header (b, "boxer_max_queued_runs", "gauge", "Runs waiting, at most (the config).");
+  fprintf (b, "boxer_max_queued_runs %" PRId64 "\n", now->max_queued);
+  header (b, "boxer_start_time_seconds", "gauge", "When the executor's server started.");
+  fprintf (b, "boxer_start_time_seconds %lld\n", m->started_at);
+  if (fclose (b) != 0)
+    abort ();
+  return text;
+}

@@ -1,0 +1,105 @@
+/* What GET /metrics shows, in Prometheus' text format (version 0.0.4).
+
+   The executor's serving loop owns every counter: run children tell it how
+   their run ended over a pipe (one small fixed-size record each, written
+   at once, so records never interleave), and workers report each HTTP
+   answer in a "report" frame they do not wait on.  One process, one
+   thread, no locks: nothing on a run's path waits for the metrics.  A
+   restarted executor starts from zero, which Prometheus reads as a counter
+   reset.  Pure: unit-tested in tests/unit/check_metrics.c.  */
+#ifndef BOXER_EXECUTOR_METRICS_H
+#define BOXER_EXECUTOR_METRICS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/config.h"
+
+/* The phases of a run whose durations are histograms.  */
+enum boxer_phase
+{
+  BOXER_PHASE_QUEUE,            /* waiting for a slot in the executor */
+  BOXER_PHASE_PULL,             /* the worker finding (and pulling) the image */
+  BOXER_PHASE_SETUP,            /* bundle, files, cgroup, network, config.json */
+  BOXER_PHASE_RUN,              /* runsc run: the sandbox's boot and the program */
+  BOXER_PHASE_TEARDOWN,         /* sandbox, cgroup, network and bundle removed */
+  BOXER_PHASE_COUNT,
+};
+
+/* How a run that completed ended.  */
+enum boxer_outcome
+{
+  BOXER_OUTCOME_OK,             /* exit status 0 */
+  BOXER_OUTCOME_EXIT_NONZERO,   /* another exit status, or a signal */
+  BOXER_OUTCOME_TIMEOUT,
+  BOXER_OUTCOME_OOM,
+  BOXER_OUTCOME_COUNT,
+};
+
+/* What a run child sends its parent when its run is over, before it
+   answers the worker: fixed size, well under PIPE_BUF, so one write () is
+   one record.  */
+struct boxer_run_report
+{
+  int32_t pid;                  /* the run child's: its slot is free of the run from now */
+  int32_t completed;            /* 1: outcome is set; 0: the run failed to start or finish */
+  int32_t outcome;              /* enum boxer_outcome */
+  int32_t setup_ms, run_ms, teardown_ms;
+};
+
+#define BOXER_METRICS_MAX_STATUSES 32
+#define BOXER_METRICS_MAX_CODES 32
+
+struct boxer_metrics
+{
+  long long started_at;         /* unix seconds */
+  uint64_t runs[BOXER_OUTCOME_COUNT];
+  uint64_t runs_failed;         /* admitted, but no result (runtime or internal errors) */
+  struct boxer_histogram
+  {
+    uint64_t *buckets;          /* cumulative counts, one per bound, then +Inf */
+    uint64_t count;
+    double sum;                 /* seconds */
+  } phases[BOXER_PHASE_COUNT];
+  /* By API key, in the config's order: runs admitted, runs refused with 429.  */
+  const struct boxer_config *cfg;
+  uint64_t *key_runs, *key_refused;
+  uint64_t refused_busy;        /* 503 busy from the executor: queue full or timed out */
+  struct
+  {
+    int status;
+    uint64_t count;
+  } http[BOXER_METRICS_MAX_STATUSES];
+  struct
+  {
+    char code[32];
+    uint64_t count;
+  } errors[BOXER_METRICS_MAX_CODES];  /* POST /run answered with an error, by code */
+  uint64_t pulled_bytes;
+};
+
+/* The gauges, read at the moment of the scrape.  */
+struct boxer_metrics_now
+{
+  int64_t running;              /* sandboxes alive */
+  int64_t queued;
+  int64_t max_running;
+  int64_t max_queued;
+};
+
+void boxer_metrics_init (struct boxer_metrics *m, const struct boxer_config *cfg);
+void boxer_metrics_release (struct boxer_metrics *m);
+
+void boxer_metrics_observe (struct boxer_metrics *m, enum boxer_phase phase, int64_t ms);
+/* A run child's report (checked: nonsense is dropped).  */
+void boxer_metrics_run_report (struct boxer_metrics *m, const struct boxer_run_report *r);
+/* A worker's report of one HTTP answer: status, and for POST /run the
+   API error code (NULL: none), the milliseconds the image took (-1: no
+   run got that far) and the bytes pulled from registries for it.  */
+void boxer_metrics_http (struct boxer_metrics *m, int status, const char *run_error,
+                         int64_t pull_ms, int64_t pulled_bytes);
+
+/* The text of GET /metrics; caller frees.  */
+char *boxer_metrics_render (const struct boxer_metrics *m, const struct boxer_metrics_now *now);
+
+#endif

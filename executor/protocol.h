@@ -1,0 +1,176 @@
+/* The protocol between boxer-fcgi workers and boxer-executor: the one
+   place both sides include, so neither can drift from the other.
+
+   Transport: a unix stream socket.  A frame is a 4-byte big-endian length
+   followed by that many bytes of one JSON object; a frame may carry one
+   file descriptor (SCM_RIGHTS) with its first byte.  Every frame is
+   bounded, and the executor decodes what a worker sends as hostile: types,
+   lengths and values are checked again here, whatever the worker checked.
+
+   A connection carries one exchange:
+
+     worker                         executor
+     {"type": "hello"}         ->
+                               <-   {"type": "hello", runsc_version, ...}
+
+     {"type": "run"}           ->                    (the "open" frame)
+                               <-   {"type": "admitted"}  when a slot is free,
+                                    or {"type": "error", "category": "busy"}
+     {"type": "run", id,       ->   + the fd of the run record's outputs
+      request, image}                 directory
+                               <-   {"type": "result", ...} or {"type": "error"}
+
+     {"type": "report", status, ...}  ->   (no answer: counted for /metrics)
+
+     {"type": "metrics"}       ->
+                               <-   {"type": "metrics", "text": ...}
+
+   A worker that closes its end (its client went away) cancels the run,
+   queued or running.  The executor closing its end (it died) is
+   BOXER_ERR_RUNTIME for the worker.  */
+#ifndef BOXER_EXECUTOR_PROTOCOL_H
+#define BOXER_EXECUTOR_PROTOCOL_H
+
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/config.h"
+#include "common/error.h"
+#include "executor.h"
+
+#define BOXER_PROTO_VERSION 1
+/* The first frame of a connection, which the executor's main loop reads
+   before admitting anything: small.  */
+#define BOXER_PROTO_OPEN_MAX 1024
+/* Any frame, whatever the config: json-c parses at most INT_MAX bytes.  A
+   run's stdin and a result's stdout and stderr travel as base64, so the
+   config holds output_limit_bytes to 512 MiB (two streams fit), and a
+   stdin past about 1.5 GiB is refused as too large.  The frames of a run
+   are bounded much closer by the config (below).  */
+#define BOXER_PROTO_FRAME_MAX ((size_t) INT_MAX)
+/* How long the executor waits for the rest of a frame once it began.  */
+#define BOXER_PROTO_FRAME_TIMEOUT_MS 30000
+
+/* Reading one frame, possibly over many calls on a non-blocking fd.  */
+struct boxer_proto_reader
+{
+  size_t max;           /* largest body accepted */
+  unsigned char head[4];
+  size_t have;          /* bytes of head + body read so far */
+  size_t len;           /* body length, once the head is in */
+  char *body;
+  int fd_received;      /* a passed fd, or -1 */
+};
+
+void boxer_proto_reader_init (struct boxer_proto_reader *r, size_t max);
+void boxer_proto_reader_release (struct boxer_proto_reader *r);
+/* Read what is there: 1 when the frame is whole (parse it with
+   boxer_proto_reader_take ()), 0 when more is to come (EAGAIN), -1 on an
+   error, a frame over max, or EOF (BOXER_ERR_RUNTIME, errno 0, "closed"
+   in the message, before any byte of a frame; else internal).  */
+int boxer_proto_reader_feed (struct boxer_proto_reader *r, int fd, struct boxer_error **err);
+/* The whole frame's JSON object (caller puts it) and its fd (caller closes;
+   -1 if none).  Anything but one JSON object is an error.  */
+int boxer_proto_reader_take (struct boxer_proto_reader *r, json_object **msg, int *fd_out,
+                             struct boxer_error **err);
+
+/* The largest run message cfg allows (its stdin at upload_limit_bytes,
+   every string field at its bound, JSON escaping included), and the
+   largest result (stdout and stderr at output_limit_bytes, the outputs
+   list at outputs_limit_files).  */
+size_t boxer_proto_run_frame_max (const struct boxer_config *cfg);
+size_t boxer_proto_result_frame_max (const struct boxer_config *cfg);
+
+/* Read one whole frame from a blocking or non-blocking fd, waiting at most
+   timeout_ms (-1: forever) once called.  */
+int boxer_proto_recv (int fd, size_t max, int timeout_ms, json_object **msg, int *fd_out,
+                      struct boxer_error **err);
+/* Send msg (and pass_fd unless -1) as one frame.  */
+int boxer_proto_send (int fd, json_object *msg, int pass_fd, struct boxer_error **err);
+
+/* The "type" of a message, or NULL.  */
+const char *boxer_proto_type (json_object *msg);
+
+/* Messages.  Each encode returns a new object; each decode checks the
+   whole message and fills its output, which the caller releases.  */
+/* The open frame: "run", "hello", "report" or "metrics" of our version,
+   and for a run the name of the API key it is for (NULL: none; the
+   executor counts each key's runs against its max_concurrent_runs).  */
+json_object *boxer_proto_open (const char *type, const char *key);
+int boxer_proto_decode_open (json_object *msg, const char **type_out, const char **key_out,
+                             struct boxer_error **err);
+
+/* A worker's report of one HTTP answer (executor/metrics.h), sent as the
+   open frame itself; run_error points into the message.  */
+struct boxer_proto_report
+{
+  int status;
+  const char *run_error;        /* POST /run's API error code, or NULL */
+  int64_t pull_ms;              /* -1: no image was looked for */
+  int64_t pulled_bytes;
+};
+json_object *boxer_proto_encode_report (const struct boxer_proto_report *r);
+int boxer_proto_decode_report (json_object *msg, struct boxer_proto_report *out,
+                               struct boxer_error **err);
+
+/* The answer to "metrics": Prometheus text, at most
+   BOXER_PROTO_METRICS_MAX bytes; *text_out points into msg.  */
+#define BOXER_PROTO_METRICS_MAX (8 * 1024 * 1024)
+json_object *boxer_proto_encode_metrics (const char *text);
+int boxer_proto_decode_metrics (json_object *msg, const char **text_out,
+                                struct boxer_error **err);
+
+json_object *boxer_proto_error (const struct boxer_error *e);
+/* A decoded error message becomes *err (returns -1); anything else that
+   is not of type want is an internal error.  */
+int boxer_proto_expect (json_object *msg, const char *want, struct boxer_error **err);
+
+struct boxer_proto_hello
+{
+  char *runsc_version;
+  char *platform;
+  char *cgroup;
+  int64_t running;
+  int64_t queued;
+  int64_t max_concurrent_runs;
+  int64_t max_queued_runs;
+};
+json_object *boxer_proto_encode_hello (const struct boxer_proto_hello *h);
+int boxer_proto_decode_hello (json_object *msg, struct boxer_proto_hello *out,
+                              struct boxer_error **err);
+void boxer_proto_hello_release (struct boxer_proto_hello *h);
+
+/* What the executor needs of the image: the worker resolved and holds it.  */
+struct boxer_proto_image
+{
+  char *digest;         /* "sha256:<64 hex>": names <home>/images/rootfs/<hex> */
+  char **env;
+  char **entrypoint;    /* NULL when unset */
+  char **cmd;           /* NULL when unset */
+  char *workdir;        /* NULL when unset */
+};
+
+struct boxer_proto_run
+{
+  char id[40];          /* "r_" + 32 hex, chosen by the worker (its record's name) */
+  struct boxer_run_request req;
+  struct boxer_proto_image image;
+};
+
+json_object *boxer_proto_encode_run (const char *id, const struct boxer_run_request *req,
+                                     const struct boxer_image *image);
+/* Checked against cfg as fcgi/request.c checks a client's request: every
+   bound, limits within [floor, max_limits], the network allowed, upload
+   ids and destinations well formed.  */
+int boxer_proto_decode_run (json_object *msg, const struct boxer_config *cfg,
+                            struct boxer_proto_run *out, struct boxer_error **err);
+void boxer_proto_run_release (struct boxer_proto_run *run);
+
+json_object *boxer_proto_encode_result (const struct boxer_run_result *res);
+/* res->image and res->image_digest are left NULL: the worker knows them.  */
+int boxer_proto_decode_result (json_object *msg, const struct boxer_config *cfg,
+                               struct boxer_run_result *out, struct boxer_error **err);
+
+#endif

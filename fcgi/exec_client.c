@@ -1,0 +1,176 @@
+#include <config.h>
+
+#include "exec_client.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "common/log.h"
+
+static int
+connect_executor (const struct boxer_config *cfg, struct boxer_error **err)
+{
+  cleanup_free char *path = boxer_config_executor_socket (cfg);
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  cleanup_close int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  if (fd < 0)
+    return boxer_error_errno (err, errno, "socket");
+  if (strlen (path) >= sizeof sa.sun_path)
+    return boxer_error_make (err, BOXER_ERR_INTERNAL, "executor socket path too long");
+  strcpy (sa.sun_path, path);
+  if (connect (fd, (struct sockaddr *) &sa, sizeof sa) < 0)
+    {
+      /* The path is the operator's business, not the client's.  */
+      boxer_log_error ("cannot reach the executor at %s: %s; is boxer-executor running?", path,
+                       strerror (errno));
+      return boxer_error_make (err, BOXER_ERR_RUNTIME,
+                               "the sandbox executor is not running; retry in a moment");
+    }
+  return steal_fd (&fd);
+}
+
+/* Wait for the executor's next frame, or for the web server to hang up.  */
+static int
+wait_frame (int fd, int client_fd, size_t max, json_object **msg, int *fd_out,
+            struct boxer_error **err)
+{
+  for (;;)
+    {
+      struct pollfd p[2] = {
+        { .fd = fd, .events = POLLIN },
+        /* The web server sends nothing more once the body is read: only
+           its hang-up is of interest.  */
+        { .fd = client_fd, .events = POLLRDHUP },
+      };
+      if (poll (p, 2, -1) < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          return boxer_error_errno (err, errno, "poll");
+        }
+      if (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR))
+        return boxer_error_make (err, BOXER_ERR_RUNTIME, "the client went away; run cancelled");
+      if (p[0].revents)
+        break;
+    }
+  if (boxer_proto_recv (fd, max, -1, msg, fd_out, err) < 0)
+    {
+      if ((*err)->category == BOXER_ERR_RUNTIME)
+        {
+          boxer_error_release (err);
+          return boxer_error_make (err, BOXER_ERR_RUNTIME,
+                                   "the sandbox executor stopped during the run; retry");
+        }
+      return -1;
+    }
+  return 0;
+}
+
+int
+boxer_exec_hello (const struct boxer_config *cfg, struct boxer_proto_hello *out,
+                  struct boxer_error **err)
+{
+  cleanup_close int fd = connect_executor (cfg, err);
+  json_object *msg;
+  int r;
+
+  if (fd < 0)
+    return -1;
+  msg = boxer_proto_open ("hello", NULL);
+  r = boxer_proto_send (fd, msg, -1, err);
+  json_object_put (msg);
+  if (r < 0 || wait_frame (fd, -1, 64 * 1024, &msg, NULL, err) < 0)
+    return -1;
+  r = boxer_proto_decode_hello (msg, out, err);
+  json_object_put (msg);
+  return r;
+}
+
+void
+boxer_exec_report (const struct boxer_config *cfg, const struct boxer_proto_report *rep)
+{
+  cleanup_free char *path = boxer_config_executor_socket (cfg);
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  cleanup_close int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  json_object *msg;
+
+  /* Never waits: with the executor's backlog full (or it gone) the
+     report is lost, and the request it counts is long answered.  */
+  if (fd < 0 || strlen (path) >= sizeof sa.sun_path)
+    return;
+  strcpy (sa.sun_path, path);
+  if (connect (fd, (struct sockaddr *) &sa, sizeof sa) < 0)
+    return;
+  msg = boxer_proto_encode_report (rep);
+  boxer_proto_send (fd, msg, -1, NULL);
+  json_object_put (msg);
+}
+
+int
+boxer_exec_metrics (const struct boxer_config *cfg, char **text_out, struct boxer_error **err)
+{
+  cleanup_close int fd = connect_executor (cfg, err);
+  const char *text;
+  json_object *msg;
+  int r;
+
+  *text_out = NULL;
+  if (fd < 0)
+    return -1;
+  msg = boxer_proto_open ("metrics", NULL);
+  r = boxer_proto_send (fd, msg, -1, err);
+  json_object_put (msg);
+  if (r < 0 || wait_frame (fd, -1, BOXER_PROTO_METRICS_MAX + 64, &msg, NULL, err) < 0)
+    return -1;
+  r = boxer_proto_decode_metrics (msg, &text, err);
+  if (r == 0)
+    *text_out = xstrdup (text);
+  json_object_put (msg);
+  return r;
+}
+
+int
+boxer_exec_run (const struct boxer_config *cfg, const char *id, const char *key,
+                const struct boxer_run_request *req, const struct boxer_image *image,
+                int client_fd, struct boxer_run_result *out, int *output_fd,
+                struct boxer_error **err)
+{
+  cleanup_close int fd = connect_executor (cfg, err);
+  json_object *msg;
+  int r, passed = -1;
+
+  *output_fd = -1;
+  memset (out, 0, sizeof *out);
+  if (fd < 0)
+    return -1;
+  msg = boxer_proto_open ("run", key);
+  r = boxer_proto_send (fd, msg, -1, err);
+  json_object_put (msg);
+  if (r < 0 || wait_frame (fd, client_fd, 64 * 1024, &msg, NULL, err) < 0)
+    return -1;
+  r = boxer_proto_expect (msg, "admitted", err);
+  json_object_put (msg);
+  if (r < 0)
+    return -1;
+
+  msg = boxer_proto_encode_run (id, req, image);
+  r = boxer_proto_send (fd, msg, -1, err);
+  json_object_put (msg);
+  if (r < 0
+      || wait_frame (fd, client_fd, boxer_proto_result_frame_max (cfg), &msg, &passed, err) < 0)
+    return -1;
+  r = boxer_proto_decode_result (msg, cfg, out, err);
+  json_object_put (msg);
+  if (r < 0)
+    {
+      if (passed >= 0)
+        close (passed);
+      return -1;
+    }
+  *output_fd = passed;
+  out->image = xstrdup (req->image);
+  out->image_digest = xstrdup (image->digest);
+  return 0;
+}

@@ -1,0 +1,35 @@
+/* The worker's side of the executor protocol (executor/protocol.h): one
+   connection per exchange.  An executor that is not there, or goes away,
+   is BOXER_ERR_RUNTIME (503 runtime_unavailable); a full queue is
+   BOXER_ERR_BUSY (503 busy, Retry-After).  */
+#ifndef BOXER_FCGI_EXEC_CLIENT_H
+#define BOXER_FCGI_EXEC_CLIENT_H
+
+#include "cache/cache.h"
+#include "executor/protocol.h"
+
+/* The executor's runsc, platform, cgroup mode and load.  */
+int boxer_exec_hello (const struct boxer_config *cfg, struct boxer_proto_hello *out,
+                      struct boxer_error **err);
+
+/* Run req in image (resolved and held by the caller) as run id.  While it
+   waits for a slot or the result it watches client_fd (the FastCGI
+   connection; -1: none): when the web server hangs up, because its client
+   went away, the run is cancelled (BOXER_ERR_RUNTIME).  On success *out
+   is the result (without outputs) and *output_fd a descriptor of the
+   run's /output, or -1.  key: the name of the request's API key (NULL:
+   none); a key at its max_concurrent_runs is BOXER_ERR_TOO_MANY.  */
+int boxer_exec_run (const struct boxer_config *cfg, const char *id, const char *key,
+                    const struct boxer_run_request *req, const struct boxer_image *image,
+                    int client_fd, struct boxer_run_result *out, int *output_fd,
+                    struct boxer_error **err);
+
+/* Tell the executor how one request was answered (for GET /metrics),
+   without waiting: a report that cannot be sent at once is dropped.  */
+void boxer_exec_report (const struct boxer_config *cfg, const struct boxer_proto_report *rep);
+
+/* The Prometheus text of GET /metrics; caller frees.  */
+int boxer_exec_metrics (const struct boxer_config *cfg, char **text_out,
+                        struct boxer_error **err);
+
+#endif
