@@ -94,14 +94,28 @@ storage:
 http:
   addr: $ADDR
 EOF
+	mark=$(wc -l <"$DIR/registry.log" 2>/dev/null || echo 0)
 	setsid docker-registry serve "$DIR/config.yml" >>"$DIR/registry.log" 2>&1 </dev/null &
-	echo $! >"$pidfile"
+	child=$!
+	echo "$child" >"$pidfile"
+	# Watch the child itself, not its /proc cmdline: until it has exec'd
+	# docker-registry its cmdline is still this script's, and taking that
+	# for "not running" failed a start that was merely slow.
 	i=0
 	while ! answers; do
 		i=$((i + 1))
-		if [ $i -gt 100 ] || [ -z "$(running)" ]; then
-			tail -n 20 "$DIR/registry.log" >&2 || true
-			die "docker-registry did not come up on $ADDR"
+		if ! kill -0 "$child" 2>/dev/null; then
+			rc=0
+			wait "$child" || rc=$?
+			tail -n "+$((mark + 1))" "$DIR/registry.log" | tail -n 20 >&2 || true
+			rm -f "$pidfile"
+			die "docker-registry exited with status $rc before answering on $ADDR (its log is above)"
+		fi
+		if [ $i -gt 300 ]; then
+			tail -n "+$((mark + 1))" "$DIR/registry.log" | tail -n 20 >&2 || true
+			kill "$child" 2>/dev/null || true
+			rm -f "$pidfile"
+			die "docker-registry did not answer on $ADDR within 30 s (its log is above)"
 		fi
 		sleep 0.1
 	done
