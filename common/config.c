@@ -43,6 +43,7 @@ enum entry_type
   T_STRV,               /* an array of at most max non-empty strings (char **) */
   T_PORTS,              /* an array of at most max ports 1..65535 (int *, 0-terminated) */
   T_API_KEYS,           /* an array of api_key_table objects */
+  T_WARM_POOL,          /* an array of {"image", "network", "size"} */
 };
 
 struct entry
@@ -66,6 +67,7 @@ static const char *const pull_policies[] = { "if-not-present", "always", "never"
 static const struct entry config_table[] = {
   ENTRY ("home", T_STRING, home, 0, 0),
   ENTRY ("runsc_path", T_STRING, runsc_path, 0, 0),
+  ENTRY ("init_path", T_STRING, init_path, 0, 0),
   ENTRY ("platform", T_STRING, platform, 0, 0),
   ENTRY ("listen_addr", T_STRING, listen_addr, 0, 0),
   ENTRY ("ignore_cgroups", T_BOOL, ignore_cgroups, 0, 0),
@@ -103,6 +105,7 @@ static const struct entry config_table[] = {
   ENTRY ("max_queued_runs", T_INT, max_queued_runs, 0, 65536),
   ENTRY ("queue_timeout_secs", T_INT, queue_timeout_secs, 1, 3600),
   ENTRY ("api_keys", T_API_KEYS, api_keys, 0, 1024),
+  ENTRY ("warm_pool", T_WARM_POOL, warm_pool, 0, BOXER_WARM_POOL_MAX_ENTRIES),
   { NULL, 0, 0, 0, 0, NULL },
 };
 
@@ -633,6 +636,102 @@ fail:
   return -1;
 }
 
+static void
+warm_pool_release (struct boxer_warm_pool_entry *pool, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    {
+      free (pool[i].image);
+      free (pool[i].network);
+    }
+  free (pool);
+}
+
+/* "warm_pool": [{"image": REF, "network": "none", "size": N}, ...].  The
+   reference is checked where it is used (the executor parses it); here
+   only its shape.  A later file's array replaces the whole list.  */
+static int
+set_warm_pool (struct boxer_config *cfg, const struct entry *e, const char *name,
+               json_object *val, struct boxer_error **err)
+{
+  struct boxer_warm_pool_entry *pool;
+  size_t n;
+
+  if (!json_object_is_type (val, json_type_array)
+      || (n = json_object_array_length (val)) > e->max)
+    return boxer_error_make (err, BOXER_ERR_INVALID,
+                             "config: '%s' must be an array of at most %.0f objects "
+                             "{\"image\", \"network\", \"size\"}",
+                             name, e->max);
+  pool = xmalloc0 ((n + 1) * sizeof *pool);
+  for (size_t i = 0; i < n; i++)
+    {
+      json_object *obj = json_object_array_get_idx (val, i), *v;
+      struct boxer_warm_pool_entry *w = &pool[i];
+
+      if (!json_object_is_type (obj, json_type_object))
+        goto bad;
+      json_object_object_foreach (obj, k, unused)
+        {
+          (void) unused;
+          if (strcmp (k, "image") != 0 && strcmp (k, "network") != 0 && strcmp (k, "size") != 0)
+            {
+              boxer_error_make (err, BOXER_ERR_INVALID,
+                                "config: '%s[%zu]' has an unknown field '%s'", name, i, k);
+              goto fail;
+            }
+        }
+      if (!json_object_object_get_ex (obj, "image", &v) || !json_object_is_type (v, json_type_string)
+          || json_object_get_string_len (v) == 0 || json_object_get_string_len (v) > 512)
+        goto bad;
+      w->image = xstrdup (json_object_get_string (v));
+      w->network = xstrdup ("none");
+      if (json_object_object_get_ex (obj, "network", &v))
+        {
+          if (!json_object_is_type (v, json_type_string))
+            goto bad;
+          if (strcmp (json_object_get_string (v), "none") != 0)
+            {
+              boxer_error_make (err, BOXER_ERR_INVALID,
+                                "config: '%s[%zu].network' is '%s': only \"none\" can be "
+                                "warmed for now (runs of other modes take the cold path)",
+                                name, i, json_object_get_string (v));
+              goto fail;
+            }
+        }
+      if (!json_object_object_get_ex (obj, "size", &v) || !json_object_is_type (v, json_type_int)
+          || json_object_get_int64 (v) < 0 || json_object_get_int64 (v) > BOXER_WARM_POOL_MAX_SIZE)
+        {
+          boxer_error_make (err, BOXER_ERR_INVALID,
+                            "config: '%s[%zu].size' must be an integer from 0 to %d", name, i,
+                            BOXER_WARM_POOL_MAX_SIZE);
+          goto fail;
+        }
+      w->size = json_object_get_int64 (v);
+      for (size_t j = 0; j < i; j++)
+        if (strcmp (pool[j].image, w->image) == 0)
+          {
+            boxer_error_make (err, BOXER_ERR_INVALID,
+                              "config: '%s[%zu]' warms '%s' again; give it one entry", name, i,
+                              w->image);
+            goto fail;
+          }
+    }
+  warm_pool_release (cfg->warm_pool, cfg->n_warm_pool);
+  cfg->warm_pool = pool;
+  cfg->n_warm_pool = n;
+  return 0;
+
+bad:
+  boxer_error_make (err, BOXER_ERR_INVALID,
+                    "config: '%s' entries must be objects {\"image\": REFERENCE, "
+                    "\"network\": \"none\", \"size\": N}",
+                    name);
+fail:
+  warm_pool_release (pool, n);
+  return -1;
+}
+
 /* "os/arch" or "os/arch/variant", each part lower-case letters, digits
    and '_'.  */
 static int
@@ -763,6 +862,11 @@ set_entries (const struct entry *table, void *base, const char *prefix, json_obj
 
         case T_API_KEYS:
           if (set_api_keys (base, e, name, val, err) < 0)
+            return -1;
+          break;
+
+        case T_WARM_POOL:
+          if (set_warm_pool (base, e, name, val, err) < 0)
             return -1;
           break;
         }
@@ -953,6 +1057,7 @@ boxer_config_release (struct boxer_config *cfg)
 {
   free (cfg->home);
   free (cfg->runsc_path);
+  free (cfg->init_path);
   free (cfg->platform);
   free (cfg->listen_addr);
   for (size_t i = 0; i < cfg->n_registries; i++)
@@ -967,5 +1072,6 @@ boxer_config_release (struct boxer_config *cfg)
   boxer_strv_free (cfg->allowed_registries);
   free (cfg->sandbox_host_allow);
   api_keys_release (cfg->api_keys, cfg->n_api_keys);
+  warm_pool_release (cfg->warm_pool, cfg->n_warm_pool);
   memset (cfg, 0, sizeof *cfg);
 }

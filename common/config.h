@@ -52,6 +52,18 @@ struct boxer_api_key
 /* Longest key name; names are [A-Za-z0-9_.-].  */
 #define BOXER_API_KEY_NAME_MAX 64
 
+/* One entry of the config's "warm_pool": keep size sandboxes of image
+   booted and waiting (executor/warm.h).  */
+struct boxer_warm_pool_entry
+{
+  char *image;                  /* a reference, as runs name it */
+  char *network;                /* "none": the only mode warmed so far */
+  int64_t size;
+};
+
+#define BOXER_WARM_POOL_MAX_ENTRIES 16
+#define BOXER_WARM_POOL_MAX_SIZE 64
+
 enum boxer_pull_policy
 {
   BOXER_PULL_IF_NOT_PRESENT = 0,        /* pull on first use only */
@@ -63,6 +75,7 @@ struct boxer_config
 {
   char *home;                   /* absolute; ~ expanded */
   char *runsc_path;             /* NULL: look up "runsc" on PATH */
+  char *init_path;              /* boxer-init; NULL: the one installed with Boxer */
   char *platform;
   char *listen_addr;
   bool ignore_cgroups;
@@ -108,6 +121,9 @@ struct boxer_config
   /* Clients: with keys, every request but the public ones names one.  */
   struct boxer_api_key *api_keys;
   size_t n_api_keys;
+  /* Sandboxes booted ahead of the runs that will use them.  */
+  struct boxer_warm_pool_entry *warm_pool;
+  size_t n_warm_pool;
 };
 
 /* The key whose SHA-256 is that of secret (compared in constant time with

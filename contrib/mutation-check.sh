@@ -47,6 +47,7 @@ contrib/copy-tree.sh "$src"
 	if [ ! -f Makefile ] || [ configure.ac -nt Makefile ] || [ Makefile.am -nt Makefile ]; then
 		./autogen.sh >/dev/null 2>&1
 		./configure --quiet
+		make clean >/dev/null    # flags may have changed; make does not track them
 	fi
 	make -j"$(nproc)" >/dev/null
 	make -j"$(nproc)" check TESTS= >/dev/null     # builds the Check binaries, runs none
@@ -182,6 +183,23 @@ MUTATIONS = [
      'get_int (obj, "memory_mb", lo->memory_mb, hi->memory_mb, &out->memory_mb, err)',
      'get_int (obj, "memory_mb", lo->memory_mb, INT64_MAX, &out->memory_mb, err)',
      "tests/unit/check_protocol"),
+    ("warm sandbox: the run's limits not written into its cgroup", "executor/executor.c",
+     "if (run.cgroup && boxer_cgroup_set_limits (run.cgroup, &req->limits, err) < 0)", "if (0)",
+     "tests/integration/test_warm.py::test_limits_files_and_outputs_in_a_warm_sandbox"),
+    ("warm sandbox: programs run as root", "executor/executor.c",
+     "boxer_init_put_u32 (&w, BOXER_RUN_UID);", "boxer_init_put_u32 (&w, 0);",
+     "tests/integration/test_warm.py::test_pool_fills_serves_and_never_reuses"),
+    ("warm sandbox: the wall clock comes 4x late", "executor/executor.c",
+     "boxer_init_put_u64 (&w, (uint64_t) req->limits.wall_clock_secs * 1000);",
+     "boxer_init_put_u64 (&w, (uint64_t) req->limits.wall_clock_secs * 4000);",
+     "tests/integration/test_warm.py::test_limits_files_and_outputs_in_a_warm_sandbox"),
+    ("warm sandbox: uploads writable by the program", "executor/executor.c",
+     "boxer_init_put_u32 (&w, 0444);", "boxer_init_put_u32 (&w, 0666);",
+     "tests/integration/test_warm.py::test_limits_files_and_outputs_in_a_warm_sandbox"),
+    ("warm sandbox: one serves a second run", "executor/warm.c",
+     "            *out = p->slots[k].sb;\n            slot_remove (p, k);\n",
+     "            *out = p->slots[k].sb;\n",
+     "tests/integration/test_warm.py::test_pool_fills_serves_and_never_reuses"),
 ]
 
 

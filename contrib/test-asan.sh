@@ -19,6 +19,9 @@ cd "$src"
 if [ ! -f Makefile ] || [ configure.ac -nt Makefile ] || [ Makefile.am -nt Makefile ]; then
 	./autogen.sh >/dev/null 2>&1
 	./configure --quiet --enable-sanitizers CFLAGS="-g -O1"
+	# A target's flags may have changed (make does not track them): every
+	# object is built again.
+	make clean >/dev/null
 fi
 make -j"$(nproc)" >/dev/null
 # The unit tests under the sanitizers too (Check forks each test; that is fine).

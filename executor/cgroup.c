@@ -485,23 +485,82 @@ v2_create (const char *name, const struct boxer_limits *limits, struct boxer_err
   return 0;
 }
 
+static struct boxer_cgroup *
+cgroup_handle (const char *name)
+{
+  struct boxer_cgroup *bc = xmalloc0 (sizeof *bc);
+
+  bc->name = xstrdup (name);
+  bc->path = state.mode == BOXER_CGROUP_V2 ? xasprintf ("%s/%s", state.runs_rel, name)
+                                           : xasprintf ("/%s", name);
+  return bc;
+}
+
 int
 boxer_cgroup_create (struct boxer_cgroup **out, const char *name,
                      const struct boxer_limits *limits, struct boxer_error **err)
 {
-  struct boxer_cgroup *bc;
   int r;
 
   r = state.mode == BOXER_CGROUP_V2 ? v2_create (name, limits, err)
                                     : v1_create (name, limits, err);
   if (r < 0)
     return -1;
-  bc = xmalloc0 (sizeof *bc);
-  bc->name = xstrdup (name);
-  bc->path = state.mode == BOXER_CGROUP_V2 ? xasprintf ("%s/%s", state.runs_rel, name)
-                                           : xasprintf ("/%s", name);
-  *out = bc;
+  *out = cgroup_handle (name);
   return 0;
+}
+
+struct boxer_cgroup *
+boxer_cgroup_open (const char *name)
+{
+  return cgroup_handle (name);
+}
+
+/* v1: through the controllers' files, in an order the kernel takes when
+   lowering (memsw never below limit_in_bytes at any moment).  */
+static int
+v1_set_limits (const char *name, const struct boxer_limits *limits, struct boxer_error **err)
+{
+  struct
+  {
+    const char *controller, *file;
+    int64_t value;
+    bool optional;
+  } settings[] = {
+    { "memory", "memory.limit_in_bytes", limits->memory_mb << 20, false },
+    { "memory", "memory.memsw.limit_in_bytes", limits->memory_mb << 20, true },
+    { "cpu", "cpu.cfs_quota_us", (int64_t) (limits->cpu_cores * 100000), false },
+    { "pids", "pids.max", limits->pids_limit + BOXER_CGROUP_PIDS_HEADROOM, false },
+  };
+
+  for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
+    {
+      cleanup_free char *dir = controller_dir (settings[i].controller, name);
+      cleanup_free char *path = dir ? xasprintf ("%s/%s", dir, settings[i].file) : NULL;
+      char value[32];
+
+      if (path == NULL)
+        return boxer_error_make (err, BOXER_ERR_INTERNAL, "cgroup '%s': no %s controller", name,
+                                 settings[i].controller);
+      snprintf (value, sizeof value, "%lld", (long long) settings[i].value);
+      if (write_value (path, value, settings[i].optional, err) < 0)
+        return -1;
+    }
+  return 0;
+}
+
+int
+boxer_cgroup_set_limits (const struct boxer_cgroup *cg, const struct boxer_limits *limits,
+                         struct boxer_error **err)
+{
+  struct boxer_cgroup_setting settings[BOXER_CGROUP_V2_SETTINGS];
+  cleanup_free char *dir = NULL;
+
+  if (state.mode != BOXER_CGROUP_V2)
+    return v1_set_limits (cg->name, limits, err);
+  dir = xasprintf ("%s/%s", state.runs_dir, cg->name);
+  boxer_cgroup_v2_settings (limits, settings);
+  return boxer_cgroup_write_settings (dir, settings, BOXER_CGROUP_V2_SETTINGS, err);
 }
 
 const char *
@@ -657,7 +716,38 @@ boxer_cgroup_remove (const char *name, struct boxer_error **err)
         }
     }
   cgroup_get_controller_end (&handle);
+  /* And the hierarchies libcgroup lists no controller of, where runsc
+     makes its directories too and leaves them when its sandbox is killed
+     rather than deleted: systemd's named one, a hybrid host's unified one.
+     The controllers' aliases (cpu -> cpu,cpuacct) are links, skipped.  */
+  {
+    cleanup_dir DIR *d = opendir (state.root ? state.root : "/sys/fs/cgroup");
+    struct dirent *de;
+
+    while (d && (de = readdir (d)) != NULL)
+      {
+        cleanup_free char *dir = NULL;
+        if (de->d_type != DT_DIR || de->d_name[0] == '.')
+          continue;
+        dir = xasprintf ("%s/%s/%s", state.root ? state.root : "/sys/fs/cgroup", de->d_name, name);
+        if (rmdir_tree (dir, 4) < 0 && !failed)
+          {
+            failed = errno;
+            boxer_error_errno (err, errno, "remove cgroup '%s'", dir);
+          }
+      }
+  }
   return failed ? -1 : 0;
+}
+
+void
+boxer_cgroup_close (struct boxer_cgroup *cg)
+{
+  if (cg == NULL)
+    return;
+  free (cg->name);
+  free (cg->path);
+  free (cg);
 }
 
 int

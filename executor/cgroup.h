@@ -124,6 +124,12 @@ struct boxer_cgroup;
 
 int boxer_cgroup_create (struct boxer_cgroup **out, const char *name,
                          const struct boxer_limits *limits, struct boxer_error **err);
+/* The cgroup name another process of ours created (a warm sandbox's).  */
+struct boxer_cgroup *boxer_cgroup_open (const char *name);
+/* Change the limits of a cgroup a sandbox already runs in (lowering them
+   from what it booted with).  */
+int boxer_cgroup_set_limits (const struct boxer_cgroup *cg, const struct boxer_limits *limits,
+                             struct boxer_error **err);
 /* The path to put in the spec's linux.cgroupsPath.  */
 const char *boxer_cgroup_path (const struct boxer_cgroup *cg);
 
@@ -137,6 +143,9 @@ int boxer_cgroup_kill (const char *name);
 /* Kill what is left and remove the cgroup named name from every mounted
    controller.  Safe to call twice and on names that do not exist.  */
 int boxer_cgroup_remove (const char *name, struct boxer_error **err);
+
+/* Free the handle only; the cgroup stays.  */
+void boxer_cgroup_close (struct boxer_cgroup *cg);
 
 /* boxer_cgroup_remove () then free.  */
 int boxer_cgroup_destroy (struct boxer_cgroup *cg, struct boxer_error **err);

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "metrics.h"
 #include "protocol.h"
+#include "warm.h"
 
 /* Connections still sending their first frame, beyond which the oldest
    is closed unread: a peer that opens many and sends nothing cannot grow
@@ -35,6 +36,8 @@ struct conn
   enum conn_state state;
   long long since_ms;
   int key;              /* index in cfg->api_keys of a run's key, or -1 */
+  char digest[72];      /* a run's image digest, as its open frame says; "" unknown */
+  bool network_none;    /* and whether its network is "none": both for the warm pool */
   struct boxer_proto_reader rd;
 };
 
@@ -56,6 +59,7 @@ struct daemon
   int64_t nrunning;
   struct boxer_metrics metrics;
   int report_pipe[2];   /* run children's struct boxer_run_report, to the loop */
+  struct boxer_warm *warm;      /* NULL: no warm pool configured */
 };
 
 /* Runs in progress: admitted, and not yet reported over.  A child that has
@@ -150,6 +154,8 @@ answer_hello (struct daemon *d, size_t i)
       return;
     }
   msg = boxer_proto_encode_hello (&h);
+  if (d->warm)
+    json_object_object_add (msg, "warm_pool", boxer_warm_status (d->warm));
   boxer_proto_send (d->conns[i].fd, msg, -1, NULL);
   json_object_put (msg);
   conn_drop (d, i);
@@ -163,6 +169,8 @@ answer_metrics (struct daemon *d, size_t i)
     .queued = (int64_t) count_state (d, CONN_QUEUED),
     .max_running = d->max_running,
     .max_queued = d->max_queued,
+    .warm_sandboxes = boxer_warm_sandboxes (d->warm),
+    .warm_ready = boxer_warm_ready (d->warm),
   };
   cleanup_free char *text = boxer_metrics_render (&d->metrics, &now);
   json_object *msg = boxer_proto_encode_metrics (text);
@@ -244,9 +252,10 @@ send_report (struct daemon *d, const struct boxer_run_report *r, bool *reported)
     boxer_log_warning ("run report: %s", strerror (errno));
 }
 
-/* The whole life of one admitted run, in its own process.  */
+/* The whole life of one admitted run, in its own process; sb: a warm
+   sandbox it was given (it owns it), or NULL.  */
 static int
-child_run (struct daemon *d, int fd)
+child_run (struct daemon *d, int fd, struct boxer_warm_sandbox *sb)
 {
   cleanup_error struct boxer_error *err = NULL;
   struct boxer_proto_run run = { 0 };
@@ -282,8 +291,20 @@ child_run (struct daemon *d, int fd)
   boxer_log_set_request_id (run.id);
   if (child_image (d->cfg, &run, &img, &err) == 0)
     {
+      int r;
       job = (struct boxer_run_job) { .id = run.id, .req = &run.req, .image = &img, .cancel_fd = fd };
-      if (boxer_executor_run (d->ex, &job, &res, &output_fd, &err) == 0)
+      if (sb && !boxer_executor_warm_fits (sb, &run.req, &img))
+        {
+          /* The open frame promised another run: the sandbox is not for
+             this one, and goes.  */
+          boxer_executor_warm_destroy (d->ex, sb);
+          sb = NULL;
+        }
+      r = sb ? boxer_executor_run_warm (d->ex, &job, sb, &res, &output_fd, &err)
+             : boxer_executor_run (d->ex, &job, &res, &output_fd, &err);
+      if (r < 0)
+        sb = NULL;      /* destroyed with the failure */
+      if (r == 0)
         {
           report = (struct boxer_run_report) {
             .pid = (int32_t) getpid (),
@@ -316,6 +337,8 @@ answer:
       child_send_error (fd, err);
     }
 out:
+  if (sb)
+    boxer_executor_warm_destroy (d->ex, sb);
   send_report (d, &report, &reported);
   free (img.rootfs);
   boxer_proto_run_release (&run);
@@ -331,11 +354,16 @@ static void
 admit (struct daemon *d, size_t i)
 {
   int fd = d->conns[i].fd;
+  struct boxer_warm_sandbox sb;
+  bool warm = d->conns[i].network_none && d->conns[i].digest[0]
+              && boxer_warm_take (d->warm, d->conns[i].digest, &sb);
   pid_t pid = fork ();
 
   if (pid < 0)
     {
       boxer_log_error ("fork a run: %s", strerror (errno));
+      if (warm)
+        boxer_executor_warm_destroy (d->ex, &sb);
       conn_refuse (d, i, BOXER_ERR_BUSY, "the executor cannot start a run now; retry");
       return;
     }
@@ -356,8 +384,15 @@ admit (struct daemon *d, size_t i)
       for (size_t k = 0; k < d->nconns; k++)
         if (k != i)
           close (d->conns[k].fd);
+      /* Only its own sandbox: the pool's others are the loop's.  */
+      boxer_warm_close_all (d->warm);
       /* exit (), not _exit (): LeakSanitizer checks a run child as it ends.  */
-      exit (child_run (d, fd));
+      exit (child_run (d, fd, warm ? &sb : NULL));
+    }
+  if (warm)
+    {
+      boxer_executor_warm_close (&sb);
+      d->metrics.warm_runs++;
     }
   for (int64_t k = 0; k < d->max_running; k++)
     if (d->running[k] == 0)
@@ -392,16 +427,43 @@ reap (struct daemon *d)
   pid_t pid;
 
   while ((pid = waitpid (-1, &status, WNOHANG)) > 0)
-    for (int64_t k = 0; k < d->max_running; k++)
-      if (d->running[k] == pid)
-        {
-          d->running[k] = 0;
-          d->nrunning--;
-          if (WIFSIGNALED (status))
-            boxer_log_warning ("run process %d killed by signal %d", (int) pid,
-                               WTERMSIG (status));
-          break;
-        }
+    {
+      if (boxer_warm_reaped (d->warm, pid, status))
+        continue;
+      for (int64_t k = 0; k < d->max_running; k++)
+        if (d->running[k] == pid)
+          {
+            d->running[k] = 0;
+            d->nrunning--;
+            if (WIFSIGNALED (status))
+              boxer_log_warning ("run process %d killed by signal %d", (int) pid,
+                                 WTERMSIG (status));
+            break;
+          }
+    }
+}
+
+/* In a warm pool's boot or destroy child: nothing of the loop's.  */
+static void
+close_loop_fds (void *data)
+{
+  struct daemon *d = data;
+
+  close (d->listen_fd);
+  close (d->report_pipe[0]);
+  for (size_t k = 0; k < d->nconns; k++)
+    close (d->conns[k].fd);
+}
+
+/* Boots of warm sandboxes take the slots runs leave free, never one a run
+   could use.  */
+static void
+tend_pool (struct daemon *d)
+{
+  int64_t free_slots = d->max_running - d->nrunning;
+
+  if (d->warm)
+    boxer_warm_tend (d->warm, (int) (free_slots > 0 ? free_slots : 0));
 }
 
 static bool
@@ -518,6 +580,23 @@ on_readable (struct daemon *d, size_t i)
       conn_drop (d, i);
       return;
     }
+  if (strcmp (type, "run") == 0)
+    {
+      const char *image, *digest;
+      bool none;
+      if (boxer_proto_decode_run_hint (msg, &image, &digest, &none, &err) < 0)
+        {
+          json_object_put (msg);
+          conn_refuse (d, i, BOXER_ERR_INVALID, "%s", err->msg);
+          return;
+        }
+      if (digest)
+        {
+          snprintf (c->digest, sizeof c->digest, "%s", digest);
+          c->network_none = none;
+          boxer_warm_learn (d->warm, image, digest);
+        }
+    }
   json_object_put (msg);
   if (strcmp (type, "hello") == 0)
     {
@@ -581,6 +660,10 @@ static int
 next_timeout (const struct daemon *d)
 {
   long long now = boxer_now_ms (), best = 1000;
+  int warm = boxer_warm_next_timeout (d->warm);
+
+  if (warm >= 0 && warm < best)
+    best = warm;
 
   for (size_t i = 0; i < d->nconns; i++)
     {
@@ -656,6 +739,12 @@ boxer_daemon_serve (struct boxer_executor *ex, const struct boxer_config *cfg, i
   if (pipe2 (sigchld_pipe, O_CLOEXEC | O_NONBLOCK) < 0
       || pipe2 (d.report_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
     return boxer_error_errno (err, errno, "pipe");
+  if (cfg->n_warm_pool > 0 && boxer_warm_new (&d.warm, ex, cfg, close_loop_fds, &d, err) < 0)
+    {
+      close (d.report_pipe[0]);
+      close (d.report_pipe[1]);
+      return -1;
+    }
   boxer_metrics_init (&d.metrics, cfg);
   sigaction (SIGCHLD, &sa, NULL);
   d.running = xmalloc0 (d.max_running * sizeof *d.running);
@@ -703,11 +792,16 @@ boxer_daemon_serve (struct boxer_executor *ex, const struct boxer_config *cfg, i
       free (p);
       expire (&d);
       admit_queued (&d);
+      tend_pool (&d);
     }
 
   /* Stopping: nobody new, the queue told, the runs in progress let end.  */
   while (d.nconns > 0)
     conn_refuse (&d, 0, BOXER_ERR_RUNTIME, "the executor is stopping; retry in a moment");
+  /* Its boots end and its sandboxes go first: what is reaped below is
+     runs only.  */
+  boxer_warm_free (d.warm);
+  d.warm = NULL;
   grace_end = boxer_now_ms () + (cfg->max_limits.wall_clock_secs + 10) * 1000;
   while (d.nrunning > 0 && boxer_now_ms () < grace_end)
     {

@@ -9,8 +9,11 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include <poll.h>
+
 #include "capture.h"
 #include "cgroup.h"
+#include "init_link.h"
 #include "common/fsutil.h"
 #include "network.h"
 #include "runfiles.h"
@@ -682,5 +685,591 @@ boxer_executor_check (struct boxer_executor *ex, struct boxer_error **err)
   if (access (ex->runsc.path, X_OK) < 0)
     return boxer_error_make (err, BOXER_ERR_RUNTIME, "runsc is no longer executable: %s",
                              strerror (errno));
+  return 0;
+}
+
+/* --- warm sandboxes ------------------------------------------------------ */
+
+/* The boxer-init protocol ids of one run: its files count up from 1.  */
+#define INIT_RUN_ID 0x10000u
+/* How long boxer-init may take to say READY once started.  */
+#define WARM_READY_TIMEOUT_MS 10000
+/* Past the run's wall clock, how long boxer-init has to report the kill
+   it does itself before the sandbox is killed from outside.  */
+#define WARM_BACKSTOP_MS 5000
+
+static const char *
+init_path (const struct boxer_executor *ex)
+{
+  return ex->cfg->init_path ? ex->cfg->init_path : PKGLIBEXECDIR "/boxer-init";
+}
+
+void
+boxer_executor_warm_close (struct boxer_warm_sandbox *sb)
+{
+  int *fds[] = { &sb->lock_fd, &sb->to_init, &sb->from_init, &sb->init_in, &sb->init_out };
+
+  for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+    if (*fds[i] >= 0)
+      {
+        close (*fds[i]);
+        *fds[i] = -1;
+      }
+}
+
+int
+boxer_executor_warm_claim (struct boxer_executor *ex, const char *digest,
+                           struct boxer_warm_sandbox *sb, struct boxer_error **err)
+{
+  struct run run = { .ex = ex, .lock_fd = -1 };
+  char id[sizeof RUN_ID_PREFIX + RUN_ID_HEX];
+  int in[2], out[2];
+
+  memset (sb, 0, sizeof *sb);
+  sb->lock_fd = sb->to_init = sb->from_init = sb->init_in = sb->init_out = -1;
+  if (strlen (digest) >= sizeof sb->digest)
+    return boxer_error_make (err, BOXER_ERR_INTERNAL, "a digest too long");
+  if (boxer_random_id (id, RUN_ID_PREFIX, RUN_ID_HEX, err) < 0 || run_claim (&run, id, err) < 0)
+    {
+      run_teardown (&run);
+      return -1;
+    }
+  if (pipe2 (in, O_CLOEXEC) < 0)
+    {
+      run_teardown (&run);
+      return boxer_error_errno (err, errno, "pipe");
+    }
+  if (pipe2 (out, O_CLOEXEC) < 0)
+    {
+      close (in[0]);
+      close (in[1]);
+      run_teardown (&run);
+      return boxer_error_errno (err, errno, "pipe");
+    }
+  memcpy (sb->id, run.id, sizeof run.id);
+  strcpy (sb->digest, digest);
+  sb->init_in = in[0];
+  sb->to_init = in[1];
+  sb->from_init = out[0];
+  sb->init_out = out[1];
+  /* The lock and the bundle stay: they are the sandbox's from now on.  */
+  sb->lock_fd = run.lock_fd;
+  free (run.lock_path);
+  free (run.bundle);
+  return 0;
+}
+
+/* The sandbox's resources as one run's, for run_teardown ().  */
+static void
+warm_as_run (struct boxer_executor *ex, struct boxer_warm_sandbox *sb, struct run *run)
+{
+  cleanup_free char *cg = cgroup_name (ex, sb->id);
+
+  memset (run, 0, sizeof *run);
+  run->ex = ex;
+  memcpy (run->id, sb->id, sizeof run->id);
+  run->bundle = xasprintf ("%s/%s", ex->active_dir, sb->id);
+  run->lock_path = xasprintf ("%s/%s.lock", ex->active_dir, sb->id);
+  run->lock_fd = sb->lock_fd;
+  sb->lock_fd = -1;
+  run->cgroup = ex->cfg->ignore_cgroups ? NULL : boxer_cgroup_open (cg);
+  run->runsc_started = true;
+  run->files.output_dir = xasprintf ("%s/output", run->bundle);
+  run->files.files_dir = xasprintf ("%s/files", run->bundle);
+  run->files.output_mounted = true;
+  run->net.mode = BOXER_NETWORK_NONE;
+}
+
+void
+boxer_executor_warm_destroy (struct boxer_executor *ex, struct boxer_warm_sandbox *sb)
+{
+  struct run run;
+
+  warm_as_run (ex, sb, &run);
+  boxer_executor_warm_close (sb);
+  run_teardown (&run);
+}
+
+/* Read boxer-init's READY, the first frame it sends.  */
+static int
+read_ready (int fd, struct boxer_error **err)
+{
+  unsigned char f[13];
+  size_t have = 0;
+  long long deadline = boxer_now_ms () + WARM_READY_TIMEOUT_MS;
+
+  while (have < sizeof f)
+    {
+      struct pollfd p = { .fd = fd, .events = POLLIN };
+      long long left = deadline - boxer_now_ms ();
+      ssize_t n;
+
+      if (left <= 0)
+        return boxer_error_make (err, BOXER_ERR_INTERNAL,
+                                 "boxer-init did not say READY within %d s",
+                                 WARM_READY_TIMEOUT_MS / 1000);
+      if (poll (&p, 1, (int) left) < 0 && errno != EINTR)
+        return boxer_error_errno (err, errno, "poll");
+      n = read (fd, f + have, sizeof f - have);
+      if (n == 0)
+        return boxer_error_make (err, BOXER_ERR_INTERNAL,
+                                 "boxer-init exited before READY (its log is init.log in the "
+                                 "sandbox's bundle; is init_path a boxer-init?)");
+      if (n < 0 && errno != EINTR && errno != EAGAIN)
+        return boxer_error_errno (err, errno, "read boxer-init");
+      if (n > 0)
+        have += (size_t) n;
+    }
+  /* Length 9: type, id 0, version.  */
+  if (f[0] != 0 || f[1] != 0 || f[2] != 0 || f[3] != 9 || f[4] != BOXER_INIT_READY
+      || f[12] != BOXER_INIT_VERSION || f[9] != 0 || f[10] != 0 || f[11] != 0)
+    return boxer_error_make (err, BOXER_ERR_INTERNAL,
+                             "boxer-init's first frame is not READY of version %d",
+                             BOXER_INIT_VERSION);
+  return 0;
+}
+
+int
+boxer_executor_warm_boot (struct boxer_executor *ex, struct boxer_warm_sandbox *sb,
+                          struct boxer_error **err)
+{
+  const struct boxer_config *cfg = ex->cfg;
+  cleanup_free char *rootfs = xasprintf ("%s/images/rootfs/%s/rootfs", cfg->home, sb->digest + 7);
+  cleanup_free char *spec = NULL;
+  cleanup_free char *path = NULL;
+  cleanup_free char *log_path = NULL;
+  cleanup_free char *init_log = NULL;
+  cleanup_free struct boxer_spec_bind *binds = NULL;
+  cleanup_close int log_fd = -1;
+  struct boxer_run_request none = { .limits = cfg->max_limits };
+  char *const env[] = { (char *) "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                        NULL };
+  char *const args[] = { (char *) BOXER_INIT_MOUNT, NULL };
+  struct run run;
+  struct stat st;
+  int r = -1;
+
+  warm_as_run (ex, sb, &run);
+  /* Until it is up, nothing of it is ours to keep.  */
+  run.files.output_mounted = false;
+  if (lstat (rootfs, &st) < 0 || !S_ISDIR (st.st_mode))
+    {
+      boxer_error_make (err, BOXER_ERR_IMAGE_NOT_FOUND, "image %s is not in the store",
+                        sb->digest);
+      goto done;
+    }
+  if (run.cgroup)
+    {
+      cleanup_free char *cg = cgroup_name (ex, sb->id);
+      boxer_cgroup_destroy (run.cgroup, NULL);
+      run.cgroup = NULL;
+      if (boxer_cgroup_create (&run.cgroup, cg, &cfg->max_limits, err) < 0)
+        goto done;
+    }
+  boxer_runfiles_teardown (&run.files);
+  if (boxer_runfiles_setup (&run.files, cfg, run.bundle, rootfs, &none, err) < 0)
+    goto done;
+  {
+    struct boxer_spec_input in = {
+      .rootfs = rootfs,
+      .args = args,
+      .env = env,
+      .cwd = "/",
+      .hostname = "boxer",
+      .cgroups_path = run.cgroup ? boxer_cgroup_path (run.cgroup) : NULL,
+      .limits = &cfg->max_limits,
+      .init_path = init_path (ex),
+    };
+    binds = boxer_runfiles_binds (&run.files, &none, NULL, 0, &in.n_binds);
+    in.binds = binds;
+    if (boxer_spec_build (&in, &spec, err) < 0)
+      goto done;
+  }
+  path = xasprintf ("%s/config.json", run.bundle);
+  if (boxer_write_file_atomic (path, spec, strlen (spec), 0600, err) < 0)
+    goto done;
+  log_path = xasprintf ("%s/runsc.log", run.bundle);
+  init_log = xasprintf ("%s/init.log", run.bundle);
+  log_fd = open (init_log, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (log_fd < 0)
+    {
+      boxer_error_errno (err, errno, "create '%s'", init_log);
+      goto done;
+    }
+  if (boxer_runsc_create (&ex->runsc, run.bundle, sb->id, "none", log_path, sb->init_in,
+                          sb->init_out, log_fd, err) < 0)
+    goto done;
+  close (sb->init_in);
+  close (sb->init_out);
+  sb->init_in = sb->init_out = -1;
+  if (boxer_runsc_start (&ex->runsc, sb->id, err) < 0 || read_ready (sb->from_init, err) < 0)
+    goto done;
+  r = 0;
+
+done:
+  if (r < 0)
+    {
+      /* All of it, the claim too: its owner only closes what it holds.  */
+      run_teardown (&run);
+      boxer_executor_warm_close (sb);
+      return -1;
+    }
+  /* Up: the mount and the cgroup stay for the run.  */
+  run.files.output_mounted = false;
+  boxer_runfiles_teardown (&run.files);
+  boxer_cgroup_close (run.cgroup);
+  sb->lock_fd = run.lock_fd;
+  free (run.bundle);
+  free (run.lock_path);
+  return 0;
+}
+
+bool
+boxer_executor_warm_fits (const struct boxer_warm_sandbox *sb, const struct boxer_run_request *req,
+                          const struct boxer_image *image)
+{
+  return req->network == BOXER_NETWORK_NONE && image->digest
+         && strcmp (image->digest, sb->digest) == 0;
+}
+
+/* Stream one upload (linked into the bundle) to boxer-init as a file
+   root owns and the program may only read.  */
+static int
+send_file (struct boxer_init_link *l, uint32_t id, const char *source, const char *dest,
+           long long deadline, int cancel_fd, struct boxer_error **err)
+{
+  cleanup_close int fd = open (source, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  struct boxer_init_writer w = { 0 };
+  struct boxer_init_event ev;
+  unsigned char *chunk = NULL;
+  bool cancelled;
+  int r;
+
+  if (fd < 0)
+    return boxer_error_errno (err, errno, "open '%s'", source);
+  boxer_init_frame_start (&w, BOXER_INIT_FILE_OPEN, id);
+  boxer_init_put_u32 (&w, 0);
+  boxer_init_put_u32 (&w, 0);
+  boxer_init_put_u32 (&w, 0444);
+  boxer_init_put_str (&w, dest, strlen (dest));
+  if (boxer_init_link_queue (l, &w, err) < 0)
+    return -1;
+  chunk = xmalloc (BOXER_INIT_CHUNK);
+  for (;;)
+    {
+      ssize_t n = read (fd, chunk, BOXER_INIT_CHUNK);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        {
+          free (chunk);
+          return boxer_error_errno (err, errno, "read '%s'", source);
+        }
+      if (n == 0)
+        break;
+      boxer_init_frame_start (&w, BOXER_INIT_FILE_DATA, id);
+      boxer_init_put_bytes (&w, chunk, (size_t) n);
+      if (boxer_init_link_queue (l, &w, err) < 0)
+        {
+          free (chunk);
+          return -1;
+        }
+    }
+  free (chunk);
+  boxer_init_frame_start (&w, BOXER_INIT_FILE_CLOSE, id);
+  if (boxer_init_link_queue (l, &w, err) < 0)
+    return -1;
+  for (;;)
+    {
+      r = boxer_init_link_next (l, deadline, cancel_fd, &cancelled, &ev, err);
+      if (r < 0)
+        return -1;
+      if (r == 0)
+        return cancelled ? boxer_error_make (err, BOXER_ERR_RUNTIME, "cancelled")
+                         : boxer_error_make (err, BOXER_ERR_INTERNAL,
+                                             "boxer-init took too long to write '%s'", dest);
+      if (ev.id != id)
+        continue;
+      if (ev.type == BOXER_INIT_FILE_DONE)
+        return 0;
+      if (ev.type == BOXER_INIT_ERROR)
+        {
+          struct boxer_init_reader rd;
+          cleanup_free char *msg = NULL;
+          boxer_init_reader_init (&rd, ev.payload, ev.len);
+          boxer_init_get_str (&rd, 1024, &msg);
+          return boxer_error_make (err, BOXER_ERR_INVALID, "cannot write '%s' in the sandbox: %s",
+                                   dest, msg ? msg : "refused");
+        }
+    }
+}
+
+static int
+queue_start (struct boxer_init_link *l, const struct boxer_config *cfg,
+             const struct boxer_run_request *req, const struct boxer_image *image,
+             struct boxer_error **err)
+{
+  const char *cwd = req->workdir ? req->workdir : image->workdir && *image->workdir ? image->workdir : "/";
+  struct boxer_init_writer w = { 0 };
+  cleanup_strv char **args = NULL;
+  cleanup_strv char **env = NULL;
+  size_t n;
+
+  if (boxer_spec_resolve_args (req->cmd, image->entrypoint, image->cmd, &args, err) < 0)
+    return -1;
+  env = boxer_spec_merge_env (image->env, req->env);
+  boxer_init_frame_start (&w, BOXER_INIT_START, INIT_RUN_ID);
+  boxer_init_put_u32 (&w, BOXER_RUN_UID);
+  boxer_init_put_u32 (&w, BOXER_RUN_GID);
+  boxer_init_put_u64 (&w, (uint64_t) req->limits.pids_limit);
+  boxer_init_put_u64 (&w, (uint64_t) req->limits.nofile);
+  boxer_init_put_u64 (&w, 0);   /* no address-space limit: the memory cgroup bounds a run */
+  boxer_init_put_u64 (&w, (uint64_t) req->limits.wall_clock_secs * 1000);
+  boxer_init_put_u64 (&w, (uint64_t) cfg->output_limit_bytes);
+  boxer_init_put_u64 (&w, (uint64_t) cfg->output_limit_bytes);
+  boxer_init_put_str (&w, cwd, strlen (cwd));
+  for (n = 0; args[n]; n++)
+    ;
+  boxer_init_put_u32 (&w, (uint32_t) n);
+  for (size_t i = 0; i < n; i++)
+    boxer_init_put_str (&w, args[i], strlen (args[i]));
+  for (n = 0; env[n]; n++)
+    ;
+  boxer_init_put_u32 (&w, (uint32_t) n);
+  for (size_t i = 0; i < n; i++)
+    boxer_init_put_str (&w, env[i], strlen (env[i]));
+  if (boxer_init_link_queue (l, &w, err) < 0)
+    return -1;
+
+  for (size_t off = 0; off < req->stdin_len; off += BOXER_INIT_CHUNK)
+    {
+      size_t len = req->stdin_len - off < BOXER_INIT_CHUNK ? req->stdin_len - off : BOXER_INIT_CHUNK;
+      boxer_init_frame_start (&w, BOXER_INIT_STDIN, INIT_RUN_ID);
+      boxer_init_put_bytes (&w, req->stdin_data + off, len);
+      if (boxer_init_link_queue (l, &w, err) < 0)
+        return -1;
+    }
+  boxer_init_frame_start (&w, BOXER_INIT_STDIN, INIT_RUN_ID);
+  return boxer_init_link_queue (l, &w, err);
+}
+
+/* The run's exchange with boxer-init: files, START, stdin, then output
+   until EXIT.  *gone: the sandbox died under it (an OOM kill, say).  */
+static int
+execute_init (struct run *run, struct boxer_init_link *l, const struct boxer_run_job *job,
+              struct boxer_run_result *out, bool *gone, struct boxer_error **err)
+{
+  struct boxer_executor *ex = run->ex;
+  const struct boxer_run_request *req = job->req;
+  struct boxer_buf obuf, ebuf;
+  long long t0 = boxer_now_ms ();
+  long long deadline = t0 + req->limits.wall_clock_secs * 1000 + WARM_BACKSTOP_MS;
+  bool cancelled, exited = false;
+  int r = -1;
+
+  *gone = false;
+  boxer_buf_init (&obuf, ex->cfg->output_limit_bytes);
+  boxer_buf_init (&ebuf, ex->cfg->output_limit_bytes);
+  out->started_at = time (NULL);
+  for (size_t i = 0; i < run->files.n; i++)
+    if (send_file (l, (uint32_t) i + 1, run->files.sources[i], req->files[i].path, deadline,
+                   job->cancel_fd, err) < 0)
+      {
+        if ((*err)->category == BOXER_ERR_RUNTIME && strncmp ((*err)->msg, "closed", 6) == 0)
+          *gone = true;
+        goto done;
+      }
+  if (queue_start (l, ex->cfg, req, job->image, err) < 0)
+    goto done;
+
+  while (!exited)
+    {
+      struct boxer_init_event ev;
+      struct boxer_init_reader rd;
+      int n = boxer_init_link_next (l, deadline, job->cancel_fd, &cancelled, &ev, err);
+
+      if (n < 0)
+        {
+          if ((*err)->category == BOXER_ERR_RUNTIME)
+            *gone = true;
+          goto done;
+        }
+      if (n == 0 && cancelled)
+        {
+          boxer_error_make (err, BOXER_ERR_RUNTIME, "cancelled: the worker went away");
+          goto done;
+        }
+      if (n == 0)
+        {
+          /* boxer-init did not end it: the sandbox goes, whole.  */
+          boxer_runsc_kill (&ex->runsc, run->id, NULL);
+          out->timed_out = true;
+          break;
+        }
+      if (ev.id != INIT_RUN_ID)
+        continue;
+      boxer_init_reader_init (&rd, ev.payload, ev.len);
+      switch (ev.type)
+        {
+        case BOXER_INIT_STDOUT:
+          boxer_buf_append_capped (&obuf, ev.payload, ev.len);
+          break;
+        case BOXER_INIT_STDERR:
+          boxer_buf_append_capped (&ebuf, ev.payload, ev.len);
+          break;
+        case BOXER_INIT_EXIT:
+          {
+            uint32_t status, sig, flags;
+            uint64_t wall;
+            if (!boxer_init_get_u32 (&rd, &status) || !boxer_init_get_u32 (&rd, &sig)
+                || !boxer_init_get_u32 (&rd, &flags) || !boxer_init_get_u64 (&rd, &wall)
+                || !boxer_init_reader_done (&rd) || status > 255 || sig > 64)
+              {
+                boxer_error_make (err, BOXER_ERR_INTERNAL, "boxer-init sent a malformed EXIT");
+                goto done;
+              }
+            out->exit_code = (int) status;
+            out->signal = (int) sig;
+            /* The program's own time, from its start to its end.  */
+            out->wall_ms = (int64_t) wall;
+            out->timed_out = flags & BOXER_INIT_TIMED_OUT;
+            if (flags & BOXER_INIT_STDOUT_TRUNCATED)
+              obuf.truncated = true;
+            if (flags & BOXER_INIT_STDERR_TRUNCATED)
+              ebuf.truncated = true;
+            exited = true;
+          }
+          break;
+        case BOXER_INIT_ERROR:
+          {
+            cleanup_free char *msg = NULL;
+            boxer_init_get_str (&rd, 1024, &msg);
+            boxer_error_make (err, BOXER_ERR_INTERNAL, "boxer-init could not start the run: %s",
+                              msg ? msg : "?");
+            goto done;
+          }
+        default:
+          break;
+        }
+    }
+  r = 0;
+
+done:
+  if (!exited)
+    out->wall_ms = boxer_now_ms () - t0;
+  out->finished_at = time (NULL);
+  if (r == 0 || *gone)
+    {
+      out->stdout_truncated = obuf.truncated;
+      out->stderr_truncated = ebuf.truncated;
+      out->stdout_data = boxer_buf_steal (&obuf, &out->stdout_len);
+      out->stderr_data = boxer_buf_steal (&ebuf, &out->stderr_len);
+    }
+  boxer_buf_release (&obuf);
+  boxer_buf_release (&ebuf);
+  if (out->timed_out)
+    {
+      out->exit_code = 128 + SIGKILL;
+      out->signal = SIGKILL;
+    }
+  return r;
+}
+
+int
+boxer_executor_run_warm (struct boxer_executor *ex, const struct boxer_run_job *job,
+                         struct boxer_warm_sandbox *sb, struct boxer_run_result *out,
+                         int *output_fd, struct boxer_error **err)
+{
+  const struct boxer_run_request *req = job->req;
+  struct boxer_init_link link;
+  struct run run;
+  long long t0 = boxer_now_ms (), t_end;
+  bool gone = false;
+  int r = -1;
+
+  memset (out, 0, sizeof *out);
+  out->memory_peak_bytes = -1;
+  *output_fd = -1;
+  boxer_init_link_init (&link, sb->to_init, sb->from_init);
+  sb->to_init = sb->from_init = -1;
+  warm_as_run (ex, sb, &run);
+  boxer_executor_warm_close (sb);
+
+  if (!boxer_executor_warm_fits (sb, req, job->image))
+    {
+      boxer_error_make (err, BOXER_ERR_INTERNAL, "a warm sandbox of another image");
+      goto done;
+    }
+  if (run.cgroup && boxer_cgroup_set_limits (run.cgroup, &req->limits, err) < 0)
+    goto done;
+  if (boxer_runfiles_link_uploads (&run.files, ex->cfg, run.bundle, job->image->rootfs, req, err)
+      < 0)
+    goto done;
+  out->setup_ms = boxer_now_ms () - t0;
+  if (execute_init (&run, &link, job, out, &gone, err) < 0 && !gone)
+    goto done;
+
+  if (run.cgroup)
+    {
+      struct boxer_cgroup_stats stats;
+      cleanup_error struct boxer_error *e2 = NULL;
+      if (boxer_cgroup_read_stats (run.cgroup, &stats, &e2) == 0)
+        {
+          out->oom_killed = stats.oom_killed;
+          out->memory_peak_bytes = stats.memory_peak_bytes;
+        }
+    }
+  if (gone)
+    {
+      /* The sandbox died before its program's end was told: at its
+         memory limit the host killed it, as a cold run's would be.
+         Anything else is ours to explain (and not the worker going away,
+         which is what BOXER_ERR_RUNTIME says to the caller).  */
+      boxer_error_free (*err);
+      *err = NULL;
+      if (!out->oom_killed)
+        {
+          boxer_error_make (err, BOXER_ERR_INTERNAL, "the warm sandbox %s died during the run",
+                            run.id);
+          goto done;
+        }
+      out->exit_code = 128 + SIGKILL;
+      out->signal = SIGKILL;
+    }
+  if (boxer_runfiles_open_output (&run.files, output_fd, err) < 0)
+    goto done;
+  memcpy (out->id, job->id, sizeof out->id);
+  out->image = xstrdup (req->image);
+  out->image_digest = xstrdup (job->image->digest);
+  r = 0;
+
+done:
+  t_end = boxer_now_ms ();
+  boxer_init_link_release (&link);
+  if (r < 0)
+    {
+      run_teardown (&run);
+      boxer_run_result_release (out);
+      return -1;
+    }
+  /* Nothing of the run may go on while its outputs are read: every
+     process of the sandbox dies now (no runsc to wait for), the slow rest
+     (runsc delete, unmount, bundle) is boxer_executor_warm_destroy ()'s
+     once the answer is out.  */
+  if (run.cgroup)
+    {
+      cleanup_free char *cg = cgroup_name (ex, run.id);
+      boxer_cgroup_kill (cg);
+    }
+  else
+    boxer_runsc_kill (&ex->runsc, run.id, NULL);
+  sb->lock_fd = run.lock_fd;
+  run.lock_fd = -1;
+  run.files.output_mounted = false;
+  boxer_runfiles_teardown (&run.files);
+  boxer_cgroup_close (run.cgroup);
+  free (run.bundle);
+  free (run.lock_path);
+  out->teardown_ms = boxer_now_ms () - t_end;
   return 0;
 }

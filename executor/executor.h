@@ -127,6 +127,46 @@ int boxer_executor_run (struct boxer_executor *ex, const struct boxer_run_job *j
                         struct boxer_run_result *out, int *output_fd,
                         struct boxer_error **err);
 
+/* A warm sandbox: booted with boxer-init as its first process, waiting
+   for the one run it will serve (executor/warm.h keeps the pool).  Its
+   resources are named by id like a run's, so the sweeps that clean up
+   after a dead executor find them too.  */
+struct boxer_warm_sandbox
+{
+  char id[40];                  /* "r_" + 32 hex: bundle, lock, cgroup, container */
+  char digest[72];              /* "sha256:<64 hex>" of the image it booted */
+  int lock_fd;                  /* held (in any process) while the sandbox lives */
+  int to_init, from_init;       /* our ends of boxer-init's stdin and stdout */
+  int init_in, init_out;        /* boxer-init's ends: the boot gives them to runsc */
+};
+
+/* Claim an id and make the pipes; quick, for the service's main loop.
+   digest names a stored image.  */
+int boxer_executor_warm_claim (struct boxer_executor *ex, const char *digest,
+                               struct boxer_warm_sandbox *sb, struct boxer_error **err);
+/* Boot it (in a process of its own: it takes a sandbox's boot): cgroup at
+   the service's max_limits, /output, runsc create + start, boxer-init's
+   READY.  On failure everything but the claim is undone.  */
+int boxer_executor_warm_boot (struct boxer_executor *ex, struct boxer_warm_sandbox *sb,
+                              struct boxer_error **err);
+/* Close this process's descriptors of the sandbox, leaving it alive for
+   the process that owns it.  */
+void boxer_executor_warm_close (struct boxer_warm_sandbox *sb);
+/* Destroy it: sandbox, cgroup, /output, bundle, lock; and close.  */
+void boxer_executor_warm_destroy (struct boxer_executor *ex, struct boxer_warm_sandbox *sb);
+/* Whether a run of req on image may use sb: same image digest, network
+   "none".  */
+bool boxer_executor_warm_fits (const struct boxer_warm_sandbox *sb,
+                               const struct boxer_run_request *req,
+                               const struct boxer_image *image);
+/* Run one job in sb (which must fit), as boxer_executor_run () does.  On
+   success every process of sb is dead and the caller destroys it
+   (boxer_executor_warm_destroy ()) once the result is answered; on
+   failure it is destroyed already.  A sandbox serves one run.  */
+int boxer_executor_run_warm (struct boxer_executor *ex, const struct boxer_run_job *job,
+                             struct boxer_warm_sandbox *sb, struct boxer_run_result *out,
+                             int *output_fd, struct boxer_error **err);
+
 /* Remove what runs of a dead executor server left behind (runsc state, sandbox
    processes, cgroups, bundles).  Called by boxer_executor_new ().  */
 int boxer_executor_sweep (struct boxer_executor *ex, struct boxer_error **err);

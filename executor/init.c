@@ -58,8 +58,24 @@ struct file
 {
   uint32_t id;
   int fd;                       /* -1: slot free */
+  int dir;                      /* its directory */
+  char tmp[32];                 /* the name it is written under */
+  char *name;                   /* the name it gets when whole */
   uint32_t uid, gid, mode;
 };
+
+/* Forget an open file: its partial data goes.  */
+static void
+file_drop (struct file *f)
+{
+  close (f->fd);
+  if (f->tmp[0])
+    unlinkat (f->dir, f->tmp, 0);
+  close (f->dir);
+  free (f->name);
+  f->fd = f->dir = -1;
+  f->name = NULL;
+}
 
 static struct run runs[MAX_RUNS];
 static struct file files[MAX_FILES];
@@ -262,14 +278,21 @@ file_open (uint32_t id, const unsigned char *p, size_t len)
       send_error (id, "cannot make the directories of '%s': %s", path, strerror (errno));
       goto out;
     }
-  /* Private until it is whole: owner and mode come with FILE_CLOSE.  */
-  f->fd = openat (dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  close (dir);
+  /* Private until it is whole, under a name of its own: owner and mode
+     come with FILE_CLOSE, which renames it over whatever file (or link)
+     the image had there, as a mount over it would hide that.  */
+  snprintf (f->tmp, sizeof f->tmp, ".boxer-init.%u.%u", (unsigned) getpid (), id);
+  f->fd = openat (dir, f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (f->fd < 0)
     {
       send_error (id, "cannot create '%s': %s", path, strerror (errno));
+      close (dir);
       goto out;
     }
+  f->dir = dir;
+  f->name = strdup (name);
+  if (f->name == NULL)
+    die ("strdup");
   f->id = id;
   f->uid = uid;
   f->gid = gid;
@@ -297,8 +320,7 @@ file_data (uint32_t id, const unsigned char *p, size_t len)
       if (w <= 0)
         {
           send_error (id, "write: %s", w < 0 ? strerror (errno) : "no progress");
-          close (f->fd);
-          f->fd = -1;
+          file_drop (f);
           return;
         }
       p += w;
@@ -318,18 +340,21 @@ file_close (uint32_t id)
       return;
     }
   fd = f->fd;
-  f->fd = -1;
   if (fchown (fd, f->uid, f->gid) < 0 || fchmod (fd, f->mode) < 0)
     {
       send_error (id, "set owner and mode: %s", strerror (errno));
-      close (fd);
+      file_drop (f);
       return;
     }
-  if (close (fd) < 0)
+  /* A directory there stays: renaming a file over it fails.  */
+  if (renameat (f->dir, f->tmp, f->dir, f->name) < 0)
     {
-      send_error (id, "close: %s", strerror (errno));
+      send_error (id, "cannot put the file in place: %s", strerror (errno));
+      file_drop (f);
       return;
     }
+  f->tmp[0] = '\0';
+  file_drop (f);
   send_simple (BOXER_INIT_FILE_DONE, id);
 }
 
@@ -392,8 +417,14 @@ child (const struct boxer_init_start *s, int in, int out, int err)
   /* execvp () looks the program up in the PATH of environ.  */
   environ = s->env;
   execvp (s->argv[0], s->argv);
-  dprintf (2, "boxer-init: cannot run '%s': %s\n", s->argv[0], strerror (errno));
-  _exit (errno == ENOENT || errno == ENOTDIR ? 127 : 126);
+  /* Worded as a run without boxer-init reports it (executor.c).  */
+  if (errno == ENOENT || errno == ENOTDIR)
+    {
+      dprintf (2, "boxer: '%s': not found in the image\n", s->argv[0]);
+      _exit (127);
+    }
+  dprintf (2, "boxer: '%s': cannot be executed (%s)\n", s->argv[0], strerror (errno));
+  _exit (126);
 }
 
 static void
@@ -883,7 +914,7 @@ main (void)
   for (int i = 0; i < MAX_RUNS; i++)
     runs[i].in_fd = runs[i].out_fd = runs[i].err_fd = -1;
   for (int i = 0; i < MAX_FILES; i++)
-    files[i].fd = -1;
+    files[i].fd = files[i].dir = -1;
   in_buf = malloc (BOXER_INIT_FRAME_MAX + 4);
   if (in_buf == NULL)
     die ("malloc");

@@ -181,6 +181,12 @@ boxer_metrics_render (const struct boxer_metrics *m, const struct boxer_metrics_
 
   header (b, "boxer_sandboxes", "gauge", "Sandboxes alive: runs in progress.");
   fprintf (b, "boxer_sandboxes %" PRId64 "\n", now->running);
+  header (b, "boxer_warm_runs_total", "counter", "Runs that took a warm sandbox (no boot).");
+  fprintf (b, "boxer_warm_runs_total %" PRIu64 "\n", m->warm_runs);
+  header (b, "boxer_warm_sandboxes", "gauge", "Warm sandboxes booting or waiting for a run.");
+  fprintf (b, "boxer_warm_sandboxes %" PRId64 "\n", now->warm_sandboxes);
+  header (b, "boxer_warm_sandboxes_ready", "gauge", "Warm sandboxes waiting for a run.");
+  fprintf (b, "boxer_warm_sandboxes_ready %" PRId64 "\n", now->warm_ready);
   header (b, "boxer_queued_runs", "gauge", "Runs waiting for a slot.");
   fprintf (b, "boxer_queued_runs %" PRId64 "\n", now->queued);
   header (b, "boxer_max_concurrent_runs", "gauge", "Runs at once, at most (the config).");

@@ -76,6 +76,7 @@ struct boxer_metrics
     uint64_t count;
   } errors[BOXER_METRICS_MAX_CODES];  /* POST /run answered with an error, by code */
   uint64_t pulled_bytes;
+  uint64_t warm_runs;           /* runs handed a warm sandbox */
 };
 
 /* The gauges, read at the moment of the scrape.  */
@@ -85,6 +86,8 @@ struct boxer_metrics_now
   int64_t queued;
   int64_t max_running;
   int64_t max_queued;
+  int64_t warm_sandboxes;       /* warm sandboxes booting or waiting */
+  int64_t warm_ready;           /* of them, waiting */
 };
 
 void boxer_metrics_init (struct boxer_metrics *m, const struct boxer_config *cfg);

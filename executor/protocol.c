@@ -562,6 +562,42 @@ boxer_proto_decode_open (json_object *msg, const char **type_out, const char **k
                    "\"metrics\"");
 }
 
+static bool digest_is_valid (const char *d);
+
+json_object *
+boxer_proto_open_run (const char *key, const char *image, const char *digest, bool network_none)
+{
+  json_object *o = boxer_proto_open ("run", key);
+
+  json_object_object_add (o, "image", json_object_new_string (image));
+  json_object_object_add (o, "digest", json_object_new_string (digest));
+  json_object_object_add (o, "network_none", json_object_new_boolean (network_none));
+  return o;
+}
+
+int
+boxer_proto_decode_run_hint (json_object *msg, const char **image_out, const char **digest_out,
+                             bool *network_none_out, struct boxer_error **err)
+{
+  json_object *v;
+
+  *image_out = *digest_out = NULL;
+  *network_none_out = false;
+  if (get_string (msg, "image", true, BOXER_RUN_IMAGE_MAX_BYTES, image_out, err) < 0
+      || get_string (msg, "digest", true, 80, digest_out, err) < 0)
+    return -1;
+  if (*digest_out && !digest_is_valid (*digest_out))
+    return boxer_error_make (err, BOXER_ERR_INVALID, "protocol: 'digest' is not a sha256 digest");
+  if (json_object_object_get_ex (msg, "network_none", &v))
+    {
+      if (!json_object_is_type (v, json_type_boolean))
+        return boxer_error_make (err, BOXER_ERR_INVALID,
+                                 "protocol: 'network_none' must be a boolean");
+      *network_none_out = json_object_get_boolean (v);
+    }
+  return 0;
+}
+
 json_object *
 boxer_proto_encode_report (const struct boxer_proto_report *r)
 {
@@ -665,6 +701,7 @@ boxer_proto_decode_hello (json_object *msg, struct boxer_proto_hello *out,
                           struct boxer_error **err)
 {
   const char *version, *platform, *cgroup;
+  json_object *pool;
 
   memset (out, 0, sizeof *out);
   if (boxer_proto_expect (msg, "hello", err) < 0
@@ -679,7 +716,36 @@ boxer_proto_decode_hello (json_object *msg, struct boxer_proto_hello *out,
   out->runsc_version = xstrdup (version);
   out->platform = xstrdup (platform);
   out->cgroup = xstrdup (cgroup);
+  if (json_object_object_get_ex (msg, "warm_pool", &pool))
+    {
+      size_t n;
+      if (!json_object_is_type (pool, json_type_array)
+          || (n = json_object_array_length (pool)) > BOXER_WARM_POOL_MAX_ENTRIES)
+        goto bad;
+      out->warm_pool = xmalloc0 ((n + 1) * sizeof *out->warm_pool);
+      for (size_t i = 0; i < n; i++)
+        {
+          json_object *e = json_object_array_get_idx (pool, i);
+          struct boxer_proto_warm *w = &out->warm_pool[i];
+          const char *image, *network;
+          if (!json_object_is_type (e, json_type_object)
+              || get_string (e, "image", false, BOXER_RUN_IMAGE_MAX_BYTES, &image, err) < 0
+              || get_string (e, "network", false, 16, &network, err) < 0
+              || get_int (e, "size", 0, BOXER_WARM_POOL_MAX_SIZE, &w->size, err) < 0
+              || get_int (e, "ready", 0, BOXER_WARM_POOL_MAX_SIZE, &w->ready, err) < 0)
+            goto bad;
+          w->image = xstrdup (image);
+          w->network = xstrdup (network);
+          out->n_warm_pool = i + 1;
+        }
+    }
   return 0;
+
+bad:
+  boxer_proto_hello_release (out);
+  if (err && *err == NULL)
+    boxer_error_make (err, BOXER_ERR_INVALID, "protocol: a malformed 'warm_pool'");
+  return -1;
 }
 
 void
@@ -688,6 +754,12 @@ boxer_proto_hello_release (struct boxer_proto_hello *h)
   free (h->runsc_version);
   free (h->platform);
   free (h->cgroup);
+  for (size_t i = 0; i < h->n_warm_pool; i++)
+    {
+      free (h->warm_pool[i].image);
+      free (h->warm_pool[i].network);
+    }
+  free (h->warm_pool);
   memset (h, 0, sizeof *h);
 }
 

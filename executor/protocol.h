@@ -102,6 +102,18 @@ json_object *boxer_proto_open (const char *type, const char *key);
 int boxer_proto_decode_open (json_object *msg, const char **type_out, const char **key_out,
                              struct boxer_error **err);
 
+/* A run's open frame also names its image (normalised reference and
+   digest) and whether its network is "none", so that the executor can
+   hand it a warm sandbox when it admits it (executor/warm.h).  These are
+   hints: the run child checks the run message itself against the
+   sandbox.  */
+json_object *boxer_proto_open_run (const char *key, const char *image, const char *digest,
+                                   bool network_none);
+/* NULLs and false when absent (an older worker).  */
+int boxer_proto_decode_run_hint (json_object *msg, const char **image_out,
+                                 const char **digest_out, bool *network_none_out,
+                                 struct boxer_error **err);
+
 /* A worker's report of one HTTP answer (executor/metrics.h), sent as the
    open frame itself; run_error points into the message.  */
 struct boxer_proto_report
@@ -127,6 +139,15 @@ json_object *boxer_proto_error (const struct boxer_error *e);
    is not of type want is an internal error.  */
 int boxer_proto_expect (json_object *msg, const char *want, struct boxer_error **err);
 
+/* One warm pool, as GET /health shows it.  */
+struct boxer_proto_warm
+{
+  char *image;
+  char *network;
+  int64_t size;
+  int64_t ready;
+};
+
 struct boxer_proto_hello
 {
   char *runsc_version;
@@ -136,6 +157,9 @@ struct boxer_proto_hello
   int64_t queued;
   int64_t max_concurrent_runs;
   int64_t max_queued_runs;
+  struct boxer_proto_warm *warm_pool;   /* the executor adds its pool's
+                                           (boxer_warm_status ()) */
+  size_t n_warm_pool;
 };
 json_object *boxer_proto_encode_hello (const struct boxer_proto_hello *h);
 int boxer_proto_decode_hello (json_object *msg, struct boxer_proto_hello *out,

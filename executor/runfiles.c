@@ -89,12 +89,33 @@ boxer_runfiles_setup (struct boxer_runfiles *rf, const struct boxer_config *cfg,
                       const char *bundle, const char *rootfs,
                       const struct boxer_run_request *req, struct boxer_error **err)
 {
+  memset (rf, 0, sizeof *rf);
+  if (boxer_runfiles_link_uploads (rf, cfg, bundle, rootfs, req, err) < 0)
+    return -1;
+
+  /* The sandbox's gofer serves the mount; the host directory is reached
+     through the bundle, which only root can enter.  */
+  if (mkdir (rf->output_dir, 0700) < 0)
+    return boxer_error_errno (err, errno, "mkdir '%s'", rf->output_dir);
+  if (boxer_outputs_mount (rf->output_dir, cfg->outputs_limit_bytes, cfg->outputs_limit_files,
+                           err) < 0)
+    return -1;
+  rf->output_mounted = true;
+  return 0;
+}
+
+int
+boxer_runfiles_link_uploads (struct boxer_runfiles *rf, const struct boxer_config *cfg,
+                             const char *bundle, const char *rootfs,
+                             const struct boxer_run_request *req, struct boxer_error **err)
+{
   cleanup_close int root_fd = -1;
   cleanup_close int files_fd = -1;
 
-  memset (rf, 0, sizeof *rf);
-  rf->files_dir = xasprintf ("%s/files", bundle);
-  rf->output_dir = xasprintf ("%s/output", bundle);
+  if (rf->files_dir == NULL)
+    rf->files_dir = xasprintf ("%s/files", bundle);
+  if (rf->output_dir == NULL)
+    rf->output_dir = xasprintf ("%s/output", bundle);
 
   if (req->nfiles > 0)
     {
@@ -122,15 +143,6 @@ boxer_runfiles_setup (struct boxer_runfiles *rf, const struct boxer_config *cfg,
           rf->sources[rf->n++] = xasprintf ("%s/%s", rf->files_dir, name);
         }
     }
-
-  /* The sandbox's gofer serves the mount; the host directory is reached
-     through the bundle, which only root can enter.  */
-  if (mkdir (rf->output_dir, 0700) < 0)
-    return boxer_error_errno (err, errno, "mkdir '%s'", rf->output_dir);
-  if (boxer_outputs_mount (rf->output_dir, cfg->outputs_limit_bytes, cfg->outputs_limit_files,
-                           err) < 0)
-    return -1;
-  rf->output_mounted = true;
   return 0;
 }
 

@@ -30,6 +30,13 @@ int boxer_runfiles_setup (struct boxer_runfiles *rf, const struct boxer_config *
                           const char *bundle, const char *rootfs,
                           const struct boxer_run_request *req, struct boxer_error **err);
 
+/* Only the uploads' part of boxer_runfiles_setup (), into a zeroed rf or
+   one set up before: for a warm sandbox, whose /output was mounted when
+   it booted and whose files boxer-init writes.  */
+int boxer_runfiles_link_uploads (struct boxer_runfiles *rf, const struct boxer_config *cfg,
+                                 const char *bundle, const char *rootfs,
+                                 const struct boxer_run_request *req, struct boxer_error **err);
+
 /* A new array (caller frees) of the n binds given followed by this run's:
    each upload read-only and /output writable; *n_out is the new count.  */
 struct boxer_spec_bind *boxer_runfiles_binds (const struct boxer_runfiles *rf,

@@ -59,6 +59,34 @@ spawn (char *const argv[], int in_fd, int out_fd, int err_fd, pid_t *pid_out,
   return 0;
 }
 
+/* Wait for pid (a runsc we spawned) until deadline, then kill its whole
+   session.  Returns its exit status (0..255, 128 + signal) or -1.  */
+static int
+wait_until (pid_t pid, long long deadline, struct boxer_error **err)
+{
+  cleanup_close int pidfd = pidfd_open_ (pid);
+  int status;
+
+  if (pidfd >= 0)
+    {
+      struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+      long long left = deadline - boxer_now_ms ();
+      while (poll (&pfd, 1, left > 0 ? (int) left : 0) < 0 && errno == EINTR)
+        left = deadline - boxer_now_ms ();
+      if (!(pfd.revents & POLLIN))
+        {
+          kill (-pid, SIGKILL);
+          kill (pid, SIGKILL);
+        }
+    }
+  while (waitpid (pid, &status, 0) < 0)
+    if (errno != EINTR)
+      return boxer_error_errno (err, errno, "waitpid");
+  if (WIFEXITED (status))
+    return WEXITSTATUS (status);
+  return 128 + WTERMSIG (status);
+}
+
 /* Run a short runsc command to completion within the timeout, collecting
    its stdout (capped).  Returns its exit status (0..255) or -1.  */
 static int
@@ -67,10 +95,8 @@ run_command (char *const argv[], struct boxer_buf *out, struct boxer_error **err
   int pipefd[2];
   cleanup_close int null_fd = open ("/dev/null", O_RDWR | O_CLOEXEC);
   cleanup_close int rd = -1;
-  cleanup_close int pidfd = -1;
   long long deadline = boxer_now_ms () + RUNSC_COMMAND_TIMEOUT_MS;
   pid_t pid = -1;
-  int status;
 
   if (null_fd < 0)
     return boxer_error_errno (err, errno, "open /dev/null");
@@ -113,23 +139,7 @@ run_command (char *const argv[], struct boxer_buf *out, struct boxer_error **err
     }
 
   /* stdout is closed; give the process what is left of the deadline.  */
-  pidfd = pidfd_open_ (pid);
-  if (pidfd >= 0)
-    {
-      struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
-      long long left = deadline - boxer_now_ms ();
-      if (poll (&pfd, 1, left > 0 ? (int) left : 0) == 0)
-        {
-          kill (-pid, SIGKILL);
-          kill (pid, SIGKILL);
-        }
-    }
-  while (waitpid (pid, &status, 0) < 0)
-    if (errno != EINTR)
-      return boxer_error_errno (err, errno, "waitpid");
-  if (WIFEXITED (status))
-    return WEXITSTATUS (status);
-  return 128 + WTERMSIG (status);
+  return wait_until (pid, deadline, err);
 }
 
 long
@@ -315,6 +325,65 @@ boxer_runsc_spawn_run (const struct boxer_runsc *rs, const char *bundle, const c
   argv[n] = NULL;
 
   return spawn (argv, stdin_fd, stdout_fd, stderr_fd, pid_out, err);
+}
+
+int
+boxer_runsc_create (const struct boxer_runsc *rs, const char *bundle, const char *id,
+                    const char *network, const char *log_path, int stdin_fd, int stdout_fd,
+                    int stderr_fd, struct boxer_error **err)
+{
+  cleanup_free char *root_flag = xasprintf ("--root=%s", rs->root);
+  cleanup_free char *platform_flag = xasprintf ("--platform=%s", rs->platform);
+  cleanup_free char *log_flag = xasprintf ("--log=%s", log_path);
+  cleanup_free char *network_flag = xasprintf ("--network=%s", network);
+  long long deadline = boxer_now_ms () + RUNSC_COMMAND_TIMEOUT_MS;
+  char *argv[16];
+  pid_t pid = -1;
+  int n = 0, r;
+
+  argv[n++] = rs->path;
+  argv[n++] = root_flag;
+  argv[n++] = platform_flag;
+  argv[n++] = network_flag;
+  argv[n++] = (char *) "--overlay2=root:memory";
+  argv[n++] = log_flag;
+  argv[n++] = (char *) "--log-format=json";
+  if (rs->ignore_cgroups)
+    argv[n++] = (char *) "--ignore-cgroups";
+  argv[n++] = (char *) "create";
+  argv[n++] = (char *) "--bundle";
+  argv[n++] = (char *) bundle;
+  argv[n++] = (char *) id;
+  argv[n] = NULL;
+
+  if (spawn (argv, stdin_fd, stdout_fd, stderr_fd, &pid, err) < 0)
+    return -1;
+  /* Not run_command (): the sandbox keeps create's stdout, so it never
+     reaches its end.  */
+  r = wait_until (pid, deadline, err);
+  if (r < 0)
+    return -1;
+  if (r != 0)
+    {
+      cleanup_free char *msg = boxer_runsc_log_error (log_path);
+      return boxer_error_make (err, BOXER_ERR_INTERNAL, "runsc create failed (exit %d): %s", r,
+                               msg ? msg : "see its log");
+    }
+  return 0;
+}
+
+int
+boxer_runsc_start (const struct boxer_runsc *rs, const char *id, struct boxer_error **err)
+{
+  cleanup_free char *root_flag = xasprintf ("--root=%s", rs->root);
+  char *argv[] = { rs->path, root_flag, (char *) "start", (char *) id, NULL };
+  int r = run_command (argv, NULL, err);
+
+  if (r < 0)
+    return -1;
+  if (r != 0)
+    return boxer_error_make (err, BOXER_ERR_INTERNAL, "runsc start failed (exit %d)", r);
+  return 0;
 }
 
 static int

@@ -127,17 +127,35 @@ build_process (const struct boxer_spec_input *in)
   static const char *const cap_sets[] = { "bounding", "effective", "inheritable", "permitted",
                                           "ambient" };
 
+  /* What boxer-init needs to write root-owned files, start programs as
+     another user, signal them and read back what they wrote; never
+     CAP_SYS_RESOURCE or CAP_SYS_ADMIN, under which RLIMIT_NPROC does not
+     bind.  Its programs lose them all at setuid ().  */
+  static const char *const init_caps[] = { "CAP_CHOWN", "CAP_DAC_OVERRIDE",
+                                           "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_KILL",
+                                           "CAP_SETGID", "CAP_SETUID", NULL };
+  const char *init_argv[] = { BOXER_INIT_MOUNT, NULL };
+  bool init = in->init_path != NULL;
+
   json_object_object_add (p, "terminal", json_object_new_boolean (0));
-  json_object_object_add (user, "uid", json_object_new_int (BOXER_RUN_UID));
-  json_object_object_add (user, "gid", json_object_new_int (BOXER_RUN_GID));
+  json_object_object_add (user, "uid", json_object_new_int (init ? 0 : BOXER_RUN_UID));
+  json_object_object_add (user, "gid", json_object_new_int (init ? 0 : BOXER_RUN_GID));
   json_object_object_add (p, "user", user);
-  json_object_object_add (p, "args", strv_to_json (in->args));
+  json_object_object_add (p, "args", strv_to_json (init ? (char *const *) init_argv : in->args));
   json_object_object_add (p, "env", strv_to_json (in->env));
-  json_object_object_add (p, "cwd", json_object_new_string (in->cwd));
-  /* No capabilities at all: the program needs none, and RLIMIT_NPROC is
-     only enforced without CAP_SYS_RESOURCE and CAP_SYS_ADMIN.  */
+  json_object_object_add (p, "cwd", json_object_new_string (init ? "/" : in->cwd));
+  /* No capabilities at all for a program run directly: it needs none, and
+     RLIMIT_NPROC is only enforced without CAP_SYS_RESOURCE and
+     CAP_SYS_ADMIN.  */
   for (size_t i = 0; i < sizeof cap_sets / sizeof cap_sets[0]; i++)
-    json_object_object_add (caps, cap_sets[i], json_object_new_array ());
+    {
+      json_object *set = json_object_new_array ();
+      bool held = init && strcmp (cap_sets[i], "ambient") != 0
+                  && strcmp (cap_sets[i], "inheritable") != 0;
+      for (size_t c = 0; held && init_caps[c]; c++)
+        json_object_array_add (set, json_object_new_string (init_caps[c]));
+      json_object_object_add (caps, cap_sets[i], set);
+    }
   json_object_object_add (p, "capabilities", caps);
   json_object_array_add (rlimits, rlimit ("RLIMIT_NOFILE", in->limits->nofile));
   json_object_array_add (rlimits, rlimit ("RLIMIT_NPROC", in->limits->pids_limit));
@@ -171,6 +189,9 @@ build_mounts (const struct boxer_spec_input *in)
   json_object_array_add (mounts, mount_entry ("/dev/shm", "tmpfs", "shm", shm_opts));
   json_object_array_add (mounts, mount_entry ("/sys", "sysfs", "sysfs", sys_opts));
   json_object_array_add (mounts, mount_entry ("/tmp", "tmpfs", "tmpfs", tmp_opts));
+  if (in->init_path)
+    json_object_array_add (mounts, mount_entry (BOXER_INIT_MOUNT, "bind", in->init_path,
+                                                bind_opts));
   for (size_t i = 0; i < in->n_binds; i++)
     json_object_array_add (mounts, mount_entry (in->binds[i].destination, "bind",
                                                 in->binds[i].source,

@@ -14,6 +14,9 @@
 #define BOXER_RUN_UID 65534
 #define BOXER_RUN_GID 65534
 
+/* Where boxer-init is mounted (read-only) in a sandbox that runs it.  */
+#define BOXER_INIT_MOUNT "/.boxer-init"
+
 /* A host file or directory bind-mounted into the run, read-only unless
    writable is set.  */
 struct boxer_spec_bind
@@ -35,6 +38,9 @@ struct boxer_spec_input
   const struct boxer_spec_bind *binds;      /* n_binds binds, after the defaults */
   size_t n_binds;
   const char *netns_path;           /* join this network namespace (sandbox network) */
+  const char *init_path;            /* host path of boxer-init: it is the process (as
+                                       root, with what it needs to start programs as
+                                       BOXER_RUN_UID), args are ignored */
   bool host_network;                /* no network namespace at all (host network) */
 };
 

@@ -145,7 +145,8 @@ boxer_exec_run (const struct boxer_config *cfg, const char *id, const char *key,
   memset (out, 0, sizeof *out);
   if (fd < 0)
     return -1;
-  msg = boxer_proto_open ("run", key);
+  msg = boxer_proto_open_run (key, image->reference, image->digest,
+                              req->network == BOXER_NETWORK_NONE);
   r = boxer_proto_send (fd, msg, -1, err);
   json_object_put (msg);
   if (r < 0 || wait_frame (fd, client_fd, 64 * 1024, &msg, NULL, err) < 0)

@@ -115,6 +115,21 @@ boxer_handle_health (struct boxer_server *srv, struct boxer_http *http, struct b
   json_object_object_add (body, "runsc_version", json_object_new_string (hello.runsc_version));
   json_object_object_add (body, "platform", json_object_new_string (hello.platform));
   json_object_object_add (body, "cgroup", json_object_new_string (hello.cgroup));
+  if (srv->cfg->n_warm_pool > 0)
+    {
+      json_object *pool = json_object_new_array ();
+      for (size_t i = 0; i < hello.n_warm_pool; i++)
+        {
+          json_object *e = json_object_new_object ();
+          json_object_object_add (e, "image", json_object_new_string (hello.warm_pool[i].image));
+          json_object_object_add (e, "network",
+                                  json_object_new_string (hello.warm_pool[i].network));
+          json_object_object_add (e, "size", json_object_new_int64 (hello.warm_pool[i].size));
+          json_object_object_add (e, "ready", json_object_new_int64 (hello.warm_pool[i].ready));
+          json_object_array_add (pool, e);
+        }
+      json_object_object_add (body, "warm_pool", pool);
+    }
   boxer_proto_hello_release (&hello);
   boxer_reply_json (http->fcgi, 200, body, NULL);
   json_object_put (body);

@@ -203,6 +203,15 @@ decode_all (json_object *msg)
   if (r == 0 && key && (strlen (key) == 0 || strlen (key) > BOXER_API_KEY_NAME_MAX))
     abort ();
   boxer_error_release (&err);
+  {
+    const char *image, *digest;
+    bool none;
+    r = boxer_proto_decode_run_hint (msg, &image, &digest, &none, &err);
+    check_error (r, err);
+    if (r == 0 && digest && strlen (digest) != 71)
+      abort ();
+    boxer_error_release (&err);
+  }
 
   {
     struct boxer_proto_report rep;

@@ -28,6 +28,17 @@ PYTHON_PYTEST = "localhost:5000/boxer/python-pytest:3.11"
 # costs seconds, and there is a stack per test in places).
 EXTRA_TEST_IMAGES = []
 
+# BOXER_TEST_WARM=1: the suite's stack keeps warm sandboxes of the test
+# images, so the run tests go through boxer-init in a pool sandbox.
+WARM = os.environ.get("BOXER_TEST_WARM") == "1"
+WARM_SIZE = 2
+
+
+def warm_config(*images, size=WARM_SIZE):
+    return {"warm_pool": [{"image": i, "network": "none", "size": size} for i in images],
+            "init_path": str(BUILD / "boxer-init")}
+
+
 # The server's own environment must never reach a run.
 SERVER_SECRET = "BOXER_TEST_SERVER_SECRET"
 
@@ -53,7 +64,15 @@ class Api:
     def __init__(self, host, port):
         self.host, self.port = host, port
 
+    # True: each POST /run waits until the warm pools are full, so that the
+    # run tests go through warm sandboxes and not mostly the cold path.
+    wait_for_warm = False
+
     def request(self, method, path, body=None, headers=None, timeout=120):
+        if self.wait_for_warm and method == "POST" and path == "/run":
+            # Not for ever: a pool that has not learned its digest yet (the
+            # executor restarted) fills only after this run.
+            wait_warm(self, timeout=5, must=False)
         conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         hdrs = dict(headers or {})
         if isinstance(body, (dict, list)):
@@ -130,13 +149,61 @@ def mounts_under(path):
     return [p for p in points if p.startswith(str(path) + "/")]
 
 
-def wait_no_leftovers(home, runsc_root, timeout=15):
+def wait_no_leftovers(home, runsc_root, timeout=15, pool=None):
+    """Nothing of any run left; with pool (a stack), nothing but its warm
+    sandboxes, every pool full again: each has a bundle, a lock, a runsc
+    container and a cgroup per controller, and the counts must match."""
     deadline = time.monotonic() + timeout
     while True:
         left = leftovers(home, runsc_root)
+        if pool is not None:
+            left = pool_extra(pool, left)
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.2)
+
+
+def warm_ids(home):
+    """Sandboxes of the warm pool, idle or serving a run: their bundles
+    hold boxer-init's log (a cold run's never does)."""
+    active = Path(home) / "runs" / "active"
+    return {b.name for b in active.glob("r_*") if (b / "init.log").exists()} if active.exists() else set()
+
+
+def prime(stack):
+    """Tell the warm pools their digests (a pool learns them from runs):
+    after the executor restarted, say."""
+    for p in stack.request("GET", "/health")[1].get("warm_pool", []):
+        if p["ready"] == 0 and p["size"] > 0:
+            stack.run(image=p["image"], cmd=["true"])
+
+
+def pool_extra(stack, left):
+    """What left holds beyond the idle sandboxes of stack's full pools: a
+    sandbox that served a run and stayed is one too many."""
+    prime(stack)
+    pools = stack.request("GET", "/health")[1].get("warm_pool", [])
+    if any(p["ready"] != p["size"] for p in pools):
+        return left + [f"warm pool not full: {pools}"]
+    ready = sum(p["ready"] for p in pools)
+    ids = warm_ids(stack.home)
+    rest = [x for x in left if not any(i in x for i in ids)]
+    if len(ids) != ready:
+        rest.append(f"{ready} idle warm sandboxes, but these: {sorted(ids)}")
+    return rest
+
+
+def stray_mounts(stack):
+    """Mounts under the home but runsc's namespace file and, with a warm
+    pool, its sandboxes' /output."""
+    ids = warm_ids(stack.home) if WARM else set()
+    return [m for m in mounts_under(stack.home) if not m.endswith("/runsc/null-netns")
+            and not any(f"/runs/active/{i}/" in m for i in ids)]
+
+
+def settled(stack, timeout=15):
+    """wait_no_leftovers, with the suite's warm pool (if any) allowed."""
+    return wait_no_leftovers(stack.home, stack.runsc_root, timeout, pool=stack if WARM else None)
 
 
 def load_test_images(config_path, workdir):
@@ -254,9 +321,22 @@ class Stack(Api):
 @pytest.fixture(scope="session")
 def stack():
     check_prerequisites()
-    s = Stack(int(os.environ.get("BOXER_TEST_PORT", "18080"))).start()
+    s = Stack(int(os.environ.get("BOXER_TEST_PORT", "18080")),
+              warm_config(BUSYBOX, PYTHON) if WARM else None).start()
+    if WARM:
+        # The pools learn their images' digests from runs.
+        for image in (BUSYBOX, PYTHON):
+            s.run(image=image, cmd=["true"])
+        wait_warm(s)
+        s.wait_for_warm = True
+        s.warm_runs = 0
     try:
         yield s
+        if WARM:
+            # The runs did go through warm sandboxes (most of them: a burst
+            # of concurrent runs empties a pool, the rest go cold).
+            print(f"runs in warm sandboxes: {s.warm_runs}")
+            assert s.warm_runs >= 40, f"too few runs in warm sandboxes: {s.warm_runs}"
     finally:
         left = s.destroy()
         assert not left, f"the suite left these behind: {left}"
@@ -279,9 +359,36 @@ def make_stack():
     assert not left, f"left behind: {left}"
 
 
+def warm_runs_total(stack):
+    _, _, _, raw = stack.request("GET", "/metrics")
+    for line in raw.decode().splitlines():
+        if line.startswith("boxer_warm_runs_total "):
+            return int(line.split()[1])
+    return 0
+
+
 @pytest.fixture
 def api(stack):
+    before = warm_runs_total(stack) if WARM else 0
     yield stack
+    if WARM:
+        # A restarted executor counts from 0 again.
+        after = warm_runs_total(stack)
+        stack.warm_runs += after - before if after >= before else after
     # Every test leaves nothing of its runs behind.
-    left = wait_no_leftovers(stack.home, stack.runsc_root)
+    left = wait_no_leftovers(stack.home, stack.runsc_root, pool=stack if WARM else None)
     assert not left, f"left behind: {left}"
+
+
+def wait_warm(stack, timeout=60, must=True):
+    """Until every warm pool of stack is full (must: or fail)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        _, body, _, _ = stack.request("GET", "/health")
+        pools = body.get("warm_pool", [])
+        if all(p["ready"] == p["size"] for p in pools):
+            return pools
+        if time.monotonic() > deadline:
+            assert not must, f"warm pools not full after {timeout} s: {pools}"
+            return pools
+        time.sleep(0.1)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUSYBOX, PYTHON, Stack, check_prerequisites, mounts_under
+from conftest import (BUSYBOX, PYTHON, WARM, Stack, check_prerequisites, mounts_under,
+                      stray_mounts)
 
 BINARY = bytes(range(256)) * 3 + b"\x00\r\n--boxer\r\n\xff"
 
@@ -82,11 +83,12 @@ def store_entries(home):
     return found
 
 
-def assert_store_clean(home):
+def assert_store_clean(stack):
     """No half-built or half-deleted uploads or records, no stray files, no
     mounts left under the home. A worker's sweep may be deleting an
     expired entry right now (renamed to .del-..., then removed): left
     behind is what is still there a few seconds later."""
+    home = stack.home
     deadline = time.monotonic() + 5
     while (entries := store_entries(home))["other"] and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -98,7 +100,7 @@ def assert_store_clean(home):
     for name in entries["records"]:
         assert name.startswith("r_") and len(name) == 34, name
     # runsc keeps one namespace file mounted while the service runs.
-    assert [m for m in mounts_under(home) if not m.endswith("/runsc/null-netns")] == []
+    assert stray_mounts(stack) == []
 
 
 # Uploads and mounts
@@ -115,7 +117,7 @@ def test_upload_then_run(api):
     r = api.run(image=PYTHON, cmd=["python3", "/workspace/main.py"],
                 files=[{"id": f["id"], "path": "/workspace/main.py"}])
     assert (r["exit_code"], r["stdout"]) == (0, "hello from an upload\n")
-    assert_store_clean(api.home)
+    assert_store_clean(api)
 
 
 def test_upload_several_binary_nested(api):
@@ -330,10 +332,12 @@ def test_executor_killed_mid_run_leaves_no_mount(api):
     t = threading.Thread(target=long_run)
     t.start()
     deadline = time.monotonic() + 10
-    while not any(m.endswith("/output") for m in mounts_under(api.home)):
+    # (A warm sandbox's /output is there before its run.)
+    while not (api.run_processes() if WARM else
+               any(m.endswith("/output") for m in mounts_under(api.home))):
         assert time.monotonic() < deadline, "the run's /output was never mounted"
         time.sleep(0.1)
-    time.sleep(0.5)
+    time.sleep(1.0 if WARM else 0.5)
     killed_at = time.monotonic()
     os.kill(server, signal.SIGKILL)
     t.join(timeout=60)
@@ -341,13 +345,13 @@ def test_executor_killed_mid_run_leaves_no_mount(api):
     assert status["at"] - killed_at < 5
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        if not [m for m in mounts_under(api.home) if not m.endswith("/runsc/null-netns")]:
+        if not stray_mounts(api):
             break
         time.sleep(0.2)
-    assert [m for m in mounts_under(api.home) if not m.endswith("/runsc/null-netns")] == []
+    assert stray_mounts(api) == []
     new_server = api.executor_server_pid()
     assert new_server and new_server != server
-    assert_store_clean(api.home)
+    assert_store_clean(api)
     assert api.run(**sh("cat /w/in"), files=[{"id": f["id"], "path": "/w/in"}])["stdout"] == "x"
 
 
@@ -402,7 +406,7 @@ def test_client_names_never_become_host_paths(api):
     assert [f["name"] for f in files] == ["boxer-escape", "boxer-escape", "file", "file",
                                           "file", "b", "x\u00e9__.txt", 'q"uote']
     assert not Path("/tmp/boxer-escape").exists() and not Path("/etc/boxer-escape").exists()
-    assert_store_clean(home)
+    assert_store_clean(api)
 
     # One-shot part names are container paths: checked, never host paths.
     for part in ("../../etc/passwd", "/w/../../etc/x", "relative", "/proc/x", "/output/x"):
@@ -413,7 +417,7 @@ def test_client_names_never_become_host_paths(api):
         assert status == 400, (part, raw[:300])
         assert "part name" in parsed["error"]["message"]
         assert store_entries(home)["files"] == before
-    assert_store_clean(home)
+    assert_store_clean(api)
 
 
 def test_multipart_errors(api):
@@ -452,7 +456,7 @@ def test_multipart_errors(api):
     status, parsed, _, _ = api.request("POST", "/run", body, {"Content-Type": ctype})
     assert status == 400 and "two 'request' parts" in parsed["error"]["message"]
     assert store_entries(home)["files"] == before
-    assert_store_clean(home)
+    assert_store_clean(api)
 
     status, parsed, resp, _ = api.request("GET", "/files")
     assert (status, parsed["error"]["code"]) == (405, "method_not_allowed")
@@ -479,7 +483,7 @@ def test_oversize_uploads_413(api):
     status, parsed, _, _ = api.request("POST", "/files", body, {"Content-Type": ctype})
     assert (status, parsed["error"]["code"]) == (413, "payload_too_large")
     assert sorted(store_entries(home)["files"]) == sorted(before + [f["id"]])
-    assert_store_clean(home)
+    assert_store_clean(api)
 
 
 # Limits and expiry, on a stack of their own
@@ -522,7 +526,7 @@ def test_output_limits(small):
     assert r["stdout"].startswith("made="), r["stderr"]
     assert int(r["stdout"].split("=")[1]) < 200
     assert len(r["outputs"]) == 3 and r["outputs_truncated"] is True
-    assert_store_clean(small.home)
+    assert_store_clean(small)
 
 
 def test_expiry(small):
@@ -574,4 +578,4 @@ def test_concurrent_uploads_and_runs(api):
     assert set(after["files"]) >= {fid for fid, _ in results}
     assert set(after["records"]) >= {rid for _, rid in results}
     assert len(after["files"]) == len(before["files"]) + 16
-    assert_store_clean(api.home)
+    assert_store_clean(api)

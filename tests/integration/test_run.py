@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUSYBOX, PYTHON, SERVER_SECRET, children, wait_no_leftovers
+from conftest import BUSYBOX, PYTHON, SERVER_SECRET, WARM, children, settled
 
 
 def sh(script, **kw):
@@ -214,12 +214,13 @@ def test_worker_killed_mid_run(api):
 
     t = threading.Thread(target=long_run)
     t.start()
-    # The run is going once the executor's run process has runsc under it.
+    # The run is going once the executor's run process has runsc under it
+    # (in a warm sandbox: once it took one, with boxer-init starting it).
     deadline = time.monotonic() + 10
-    while not any(children(p) for p in api.run_processes()):
+    while not any(WARM or children(p) for p in api.run_processes()):
         assert time.monotonic() < deadline, "the executor started no runsc"
         time.sleep(0.1)
-    time.sleep(0.5)
+    time.sleep(1.0 if WARM else 0.5)
     # Every worker: the one waiting for the run is among them.
     for pid in before:
         os.kill(pid, signal.SIGKILL)
@@ -227,7 +228,7 @@ def test_worker_killed_mid_run(api):
     assert result["status"] == 502  # nginx: the upstream went away
 
     # Cancelled and cleaned up by the executor: sandbox, cgroups, bundle.
-    assert wait_no_leftovers(api.home, api.runsc_root, timeout=15) == []
+    assert settled(api) == []
     assert api.run_processes() == []
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

@@ -757,6 +757,46 @@ START_TEST (test_api_keys)
 }
 END_TEST
 
+START_TEST (test_warm_pool)
+{
+  ck_assert_int_eq (cfg.n_warm_pool, 0);
+  ck_assert_ptr_null (cfg.init_path);
+  expect_ok ("{\"init_path\": \"/opt/boxer-init\", \"warm_pool\": ["
+             " {\"image\": \"python:3.12\", \"size\": 4},"
+             " {\"image\": \"localhost:5000/b/busybox:1\", \"network\": \"none\", \"size\": 0}]}");
+  ck_assert_str_eq (cfg.init_path, "/opt/boxer-init");
+  ck_assert_int_eq (cfg.n_warm_pool, 2);
+  ck_assert_str_eq (cfg.warm_pool[0].image, "python:3.12");
+  ck_assert_str_eq (cfg.warm_pool[0].network, "none");
+  ck_assert_int_eq (cfg.warm_pool[0].size, 4);
+  ck_assert_int_eq (cfg.warm_pool[1].size, 0);
+  /* A later file's list replaces the whole list.  */
+  expect_ok ("{\"warm_pool\": []}");
+  ck_assert_int_eq (cfg.n_warm_pool, 0);
+
+  expect_invalid ("{\"warm_pool\": {}}", "config: 'warm_pool' must be an array of at most 16");
+  expect_invalid ("{\"warm_pool\": [\"python\"]}", "config: 'warm_pool' entries must be objects");
+  expect_invalid ("{\"warm_pool\": [{\"size\": 1}]}", "entries must be objects");
+  expect_invalid ("{\"warm_pool\": [{\"image\": \"\", \"size\": 1}]}", "entries must be objects");
+  expect_invalid ("{\"warm_pool\": [{\"image\": \"a\"}]}",
+                  "config: 'warm_pool[0].size' must be an integer from 0 to 64");
+  expect_invalid ("{\"warm_pool\": [{\"image\": \"a\", \"size\": 65}]}", "from 0 to 64");
+  expect_invalid ("{\"warm_pool\": [{\"image\": \"a\", \"size\": -1}]}", "from 0 to 64");
+  expect_invalid ("{\"warm_pool\": [{\"image\": \"a\", \"size\": 1.5}]}", "from 0 to 64");
+  expect_invalid ("{\"warm_pool\": [{\"image\": \"a\", \"size\": 1, \"network\": \"sandbox\"}]}",
+                  "config: 'warm_pool[0].network' is 'sandbox': only \"none\" can be warmed");
+  expect_invalid ("{\"warm_pool\": [{\"image\": \"a\", \"size\": 1, \"network\": 1}]}",
+                  "entries must be objects");
+  expect_invalid ("{\"warm_pool\": [{\"image\": \"a\", \"size\": 1, \"sizes\": 1}]}",
+                  "config: 'warm_pool[0]' has an unknown field 'sizes'");
+  expect_invalid ("{\"warm_pool\": [{\"image\": \"a\", \"size\": 1},"
+                  " {\"image\": \"a\", \"size\": 2}]}",
+                  "config: 'warm_pool[1]' warms 'a' again");
+  /* The last good list stays.  */
+  ck_assert_int_eq (cfg.n_warm_pool, 0);
+}
+END_TEST
+
 START_TEST (test_api_keys_invalid)
 {
   expect_invalid ("{\"api_keys\": {}}", "config: 'api_keys' must be an array of key objects");
@@ -848,6 +888,7 @@ config_suite (void)
   tcase_add_test (tc, test_network_fields_invalid);
   tcase_add_test (tc, test_api_keys);
   tcase_add_test (tc, test_api_keys_invalid);
+  tcase_add_test (tc, test_warm_pool);
   suite_add_tcase (s, tc);
   return s;
 }

@@ -395,7 +395,7 @@ START_TEST (test_limits)
   send_start (&in, 3, missing, NULL);
   wait_run (&in, 3, &o);
   ck_assert_uint_eq (o.status, 127);
-  ck_assert_ptr_nonnull (strstr (o.err, "cannot run '/no/such/program'"));
+  ck_assert_ptr_nonnull (strstr (o.err, "'/no/such/program': not found in the image"));
   outcome_release (&o);
 
   /* A signal of its own.  */
@@ -548,14 +548,35 @@ START_TEST (test_files)
       outcome_release (&o);
     }
 
-  /* An existing file is never replaced; bad and reserved paths refused;
-     a link among the directories is not followed.  */
+  /* An existing file is replaced whole, a link at the destination by
+     the file (never followed), a directory never; bad and reserved paths
+     refused; a link among the directories is not followed.  */
   {
+    cleanup_free char *dest_link = xasprintf ("%s/work/deep/link.py", tmp);
+    cleanup_free char *target = xasprintf ("%s/target", tmp);
+    cleanup_free char *dir = xasprintf ("%s/work/deep/adir", tmp);
     char *msg;
     file_frames (&in, 2, path, 0644, "again");
-    msg = file_answer (&in, 2, 3);
-    ck_assert_ptr_nonnull (strstr (msg, "cannot create"));
+    ck_assert_ptr_null (file_answer (&in, 2, 0));
+    free (text);
+    text = NULL;
+    ck_assert_int_eq (boxer_read_file (path, 4096, &text, NULL, NULL), 0);
+    ck_assert_str_eq (text, "again");
+    ck_assert_int_eq (stat (path, &st), 0);
+    ck_assert_int_eq (st.st_mode & 07777, 0644);
+    ck_assert_int_eq (symlink (target, dest_link), 0);
+    file_frames (&in, 5, dest_link, 0644, "x");
+    ck_assert_ptr_null (file_answer (&in, 5, 0));
+    ck_assert_int_eq (access (target, F_OK), -1);
+    ck_assert_int_eq (lstat (dest_link, &st), 0);
+    ck_assert (S_ISREG (st.st_mode));
+    ck_assert_int_eq (mkdir (dir, 0755), 0);
+    file_frames (&in, 6, dir, 0644, "x");
+    msg = file_answer (&in, 6, 1);
+    ck_assert_ptr_nonnull (strstr (msg, "cannot put the file in place"));
     free (msg);
+    ck_assert_int_eq (stat (dir, &st), 0);
+    ck_assert (S_ISDIR (st.st_mode));
     static const char *const bad[] = { "relative", "/a/../etc/x", "/a//b", "/a/./b", "/a/",
                                        "/proc/self/x", "/sys/x", "/dev/x", "/output/x", "/" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)

@@ -402,6 +402,75 @@ START_TEST (test_open_hostile)
 }
 END_TEST
 
+/* A run's open frame names its image for the warm pool: checked, and
+   absent from an older worker.  */
+START_TEST (test_run_hint)
+{
+  const char *digest = "sha256:" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+  const char *bad[] = {
+    "{\"digest\": \"sha256:12\"}",
+    "{\"digest\": 5}",
+    "{\"image\": [\"x\"]}",
+    "{\"image\": \"a\\u0000b\"}",
+    "{\"network_none\": \"yes\"}",
+  };
+  const char *image, *d;
+  bool none;
+  json_object *msg = boxer_proto_open_run ("k", "localhost:5000/a/b:1", digest, true);
+
+  ck_assert_int_eq (boxer_proto_decode_run_hint (msg, &image, &d, &none, NULL), 0);
+  ck_assert_str_eq (image, "localhost:5000/a/b:1");
+  ck_assert_str_eq (d, digest);
+  ck_assert (none);
+  json_object_put (msg);
+  msg = boxer_proto_open ("run", NULL);
+  ck_assert_int_eq (boxer_proto_decode_run_hint (msg, &image, &d, &none, NULL), 0);
+  ck_assert_ptr_null (image);
+  ck_assert_ptr_null (d);
+  ck_assert (!none);
+  json_object_put (msg);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    {
+      cleanup_error struct boxer_error *err = NULL;
+      msg = json_tokener_parse (bad[i]);
+      ck_assert_msg (boxer_proto_decode_run_hint (msg, &image, &d, &none, &err) < 0,
+                     "'%s' accepted", bad[i]);
+      ck_assert_int_eq (err->category, BOXER_ERR_INVALID);
+      json_object_put (msg);
+    }
+}
+END_TEST
+
+START_TEST (test_hello_warm_pool)
+{
+  struct boxer_proto_hello h = { .runsc_version = (char *) "v", .platform = (char *) "systrap",
+                                 .cgroup = (char *) "v2" }, back;
+  json_object *msg = boxer_proto_encode_hello (&h);
+  json_object *pool = json_tokener_parse (
+    "[{\"image\": \"python:3\", \"network\": \"none\", \"size\": 2, \"ready\": 1}]");
+
+  /* Without a pool, none; with one, each entry.  */
+  ck_assert_int_eq (boxer_proto_decode_hello (msg, &back, NULL), 0);
+  ck_assert_uint_eq (back.n_warm_pool, 0);
+  boxer_proto_hello_release (&back);
+  json_object_object_add (msg, "warm_pool", pool);
+  ck_assert_int_eq (boxer_proto_decode_hello (msg, &back, NULL), 0);
+  ck_assert_uint_eq (back.n_warm_pool, 1);
+  ck_assert_str_eq (back.warm_pool[0].image, "python:3");
+  ck_assert_int_eq (back.warm_pool[0].size, 2);
+  ck_assert_int_eq (back.warm_pool[0].ready, 1);
+  boxer_proto_hello_release (&back);
+  {
+    cleanup_error struct boxer_error *err = NULL;
+    json_object_object_add (msg, "warm_pool", json_tokener_parse (
+      "[{\"image\": \"python:3\", \"network\": \"none\", \"size\": 2, \"ready\": 99}]"));
+    ck_assert_int_eq (boxer_proto_decode_hello (msg, &back, &err), -1);
+    ck_assert_int_eq (err->category, BOXER_ERR_INVALID);
+  }
+  json_object_put (msg);
+}
+END_TEST
+
 START_TEST (test_report_and_metrics)
 {
   cleanup_error struct boxer_error *err = NULL;
@@ -471,6 +540,8 @@ protocol_suite (void)
   tcase_add_test (tc, test_result_round_trip);
   tcase_add_test (tc, test_error_round_trip);
   tcase_add_test (tc, test_open_hostile);
+  tcase_add_test (tc, test_run_hint);
+  tcase_add_test (tc, test_hello_warm_pool);
   tcase_add_test (tc, test_report_and_metrics);
   suite_add_tcase (s, tc);
   return s;

@@ -187,6 +187,56 @@ START_TEST (test_spec_binds)
 }
 END_TEST
 
+/* A sandbox for boxer-init: init is the process, as root with only what
+   it needs to start programs as another user; it is mounted read-only.  */
+START_TEST (test_spec_init)
+{
+  char *args[] = { (char *) "ignored", NULL };
+  struct boxer_spec_input in = {
+    .rootfs = "/r", .args = args, .env = NULL, .cwd = "/workspace", .hostname = "boxer",
+    .limits = &limits, .init_path = "/usr/libexec/boxer/boxer-init",
+  };
+  cleanup_error struct boxer_error *err = NULL;
+  cleanup_free char *text = NULL;
+  json_object *spec, *mounts, *m = NULL;
+  bool found = false;
+
+  ck_assert_int_eq (boxer_spec_build (&in, &text, &err), 0);
+  spec = json_tokener_parse (text);
+  ck_assert_int_eq (json_object_array_length (at (spec, "process.args")), 1);
+  ck_assert_str_eq (json_object_get_string (at (spec, "process.args.0")), BOXER_INIT_MOUNT);
+  ck_assert_str_eq (json_object_get_string (at (spec, "process.cwd")), "/");
+  ck_assert_int_eq (json_object_get_int (at (spec, "process.user.uid")), 0);
+  ck_assert_int_eq (json_object_get_int (at (spec, "process.user.gid")), 0);
+  ck_assert (json_object_get_boolean (at (spec, "process.noNewPrivileges")));
+  /* Nothing its programs could inherit, and never the capabilities under
+     which RLIMIT_NPROC stops binding.  */
+  ck_assert_int_eq (json_object_array_length (at (spec, "process.capabilities.ambient")), 0);
+  ck_assert_int_eq (json_object_array_length (at (spec, "process.capabilities.inheritable")), 0);
+  ck_assert_str_eq (json_object_to_json_string (at (spec, "process.capabilities.bounding")),
+                    "[ \"CAP_CHOWN\", \"CAP_DAC_OVERRIDE\", \"CAP_DAC_READ_SEARCH\", "
+                    "\"CAP_FOWNER\", \"CAP_KILL\", \"CAP_SETGID\", \"CAP_SETUID\" ]");
+  ck_assert_str_eq (json_object_to_json_string (at (spec, "process.capabilities.effective")),
+                    json_object_to_json_string (at (spec, "process.capabilities.bounding")));
+  ck_assert_int_eq (json_object_get_int64 (at (rlimit_named (spec, "RLIMIT_NPROC"), "hard")), 32);
+  mounts = at (spec, "mounts");
+  for (size_t i = 0; i < json_object_array_length (mounts); i++)
+    {
+      m = json_object_array_get_idx (mounts, i);
+      if (strcmp (json_object_get_string (at (m, "destination")), BOXER_INIT_MOUNT) == 0)
+        {
+          found = true;
+          break;
+        }
+    }
+  ck_assert (found);
+  ck_assert_str_eq (json_object_get_string (at (m, "source")), "/usr/libexec/boxer/boxer-init");
+  ck_assert_str_eq (json_object_to_json_string (at (m, "options")),
+                    "[ \"rbind\", \"ro\", \"nosuid\", \"nodev\" ]");
+  json_object_put (spec);
+}
+END_TEST
+
 /* The network namespace: a new empty one (none), the run's own by path
    (sandbox), or none at all (host: runsc would otherwise make an empty one).  */
 static json_object *
@@ -317,6 +367,7 @@ spec_suite (void)
   tcase_add_test (tc, test_spec_without_cgroups);
   tcase_add_test (tc, test_spec_rejects_bad_input);
   tcase_add_test (tc, test_spec_binds);
+  tcase_add_test (tc, test_spec_init);
   tcase_add_test (tc, test_spec_network);
   tcase_add_test (tc, test_resolve_args);
   tcase_add_test (tc, test_merge_env);

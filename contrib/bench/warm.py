@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Warm sandboxes against a cold boot, in one invocation: POST /run of
+`python3 -c pass` through a stack whose warm pool holds the python image,
+through a stack with no pool (the cold path) for the python and the busybox
+image, and bare `runsc run` of each image's rootfs as the baseline; prints
+p50s and the ratios the warm pool issue asks for.
+
+Usage (as root):
+    contrib/bench/warm.py --start-stack 18520 [-n RUNS] [--pause SECONDS]
+
+--start-stack PORT runs two private nginx + pool stacks with the test images
+(the integration tests' Stack) on PORT+1 and PORT+2 (warm and cold) and
+removes them afterwards.  Warm requests come one at a time with a pause
+between them, as an evaluation's arrivals would, so the pool has refilled.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = "localhost:5000/boxer/python:3.11"
+BUSYBOX = "localhost:5000/boxer/busybox:latest"
+PROGRAMS = {PYTHON: ["python3", "-c", "pass"], BUSYBOX: ["true"]}
+
+
+def post_run(port, image):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    t0 = time.perf_counter()
+    conn.request("POST", "/run", json.dumps({"image": image, "cmd": PROGRAMS[image]}),
+                 {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    body = json.loads(resp.read())
+    ms = (time.perf_counter() - t0) * 1000
+    conn.close()
+    assert resp.status == 200 and body["exit_code"] == 0, body
+    return ms
+
+
+def bare_runner(runsc, rootfs, env, argv, work):
+    """A function doing one `runsc run` of a bundle, as Boxer's flags make
+    them, and returning its milliseconds."""
+    bundle = work / f"bundle-{len(list(work.glob('bundle-*')))}"
+    bundle.mkdir()
+    spec = {
+        "ociVersion": "1.0.2",
+        "process": {"terminal": False, "user": {"uid": 65534, "gid": 65534}, "args": argv,
+                    "env": env, "cwd": "/", "noNewPrivileges": True,
+                    "capabilities": {k: [] for k in ("bounding", "effective", "permitted")}},
+        "root": {"path": rootfs, "readonly": False},
+        "hostname": "bench",
+        "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+                   {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}],
+        "linux": {"namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")]},
+    }
+    (bundle / "config.json").write_text(json.dumps(spec))
+    count = [0]
+
+    def run():
+        count[0] += 1
+        t0 = time.perf_counter()
+        subprocess.run([runsc, f"--root={work / 'state'}", "--platform=systrap", "--network=none",
+                        "--overlay2=root:memory", "run", "--bundle", str(bundle),
+                        f"bench-{os.getpid()}-{bundle.name}-{count[0]}"],
+                       capture_output=True, stdin=subprocess.DEVNULL, check=True)
+        return (time.perf_counter() - t0) * 1000
+    return run
+
+
+def wait_ready(stack, want, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _, body, _, _ = stack.request("GET", "/health")
+        if body and all(p["ready"] >= want for p in body.get("warm_pool", [])):
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the warm pool did not fill")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--start-stack", type=int, required=True, metavar="PORT")
+    ap.add_argument("-n", type=int, default=20, help="runs per mode (default 20)")
+    ap.add_argument("--pause", type=float, default=0.5,
+                    help="seconds between warm requests (default 0.5)")
+    args = ap.parse_args()
+
+    sys.path.insert(0, str(ROOT / "tests" / "integration"))
+    import conftest as it
+    runsc = it.runsc_path()
+    stacks = []
+    work = Path(tempfile.mkdtemp(prefix="boxer-bench-"))
+    try:
+        warm = it.Stack(args.start_stack + 1, {
+            "warm_pool": [{"image": PYTHON, "network": "none", "size": 2}],
+            "init_path": str(it.BUILD / "boxer-init")}).start()
+        stacks.append(warm)
+        cold = it.Stack(args.start_stack + 2).start()
+        stacks.append(cold)
+        images = {}
+        for ref in (PYTHON, BUSYBOX):
+            out = subprocess.run([str(it.BUILD / "boxer-image"), "--config", str(cold.config_path),
+                                  "inspect", ref], capture_output=True, text=True, check=True)
+            images[ref] = json.loads(out.stdout)
+
+        post_run(warm.port, PYTHON)          # teaches the pool its digest
+        wait_ready(warm, 2)
+        for ref in (PYTHON, BUSYBOX):        # caches warm once
+            post_run(cold.port, ref)
+
+        # Modes interleaved, one request of each per round: a burst of other
+        # work on the machine then weighs on every mode alike.
+        names = ["bare runsc run, python", "warm POST /run, python", "cold POST /run, python",
+                 "bare runsc run, busybox", "cold POST /run, busybox"]
+        results = {name: [] for name in names}
+        bare = {ref: bare_runner(runsc, images[ref]["rootfs"], images[ref]["env"], PROGRAMS[ref],
+                                 work) for ref in (PYTHON, BUSYBOX)}
+        for _ in range(args.n):
+            results["bare runsc run, python"].append(bare[PYTHON]())
+            results["cold POST /run, python"].append(post_run(cold.port, PYTHON))
+            results["bare runsc run, busybox"].append(bare[BUSYBOX]())
+            results["cold POST /run, busybox"].append(post_run(cold.port, BUSYBOX))
+            # A pause, as between an evaluation's arrivals: the pool refills.
+            time.sleep(args.pause)
+            results["warm POST /run, python"].append(post_run(warm.port, PYTHON))
+    finally:
+        netns = work / "state" / "null-netns"
+        if netns.exists():
+            subprocess.run(["umount", str(netns)], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+        for s in stacks:
+            left = s.destroy()
+            if left:
+                print(f"left behind: {left}", file=sys.stderr)
+                return 1
+
+    print(f"{args.n} rounds of one run per mode, interleaved (warm: {args.pause} s after the "
+          f"round's other runs), ms")
+    print(f"{'mode':28} {'p50':>8} {'p90':>8}")
+    p50 = {}
+    for name, t in results.items():
+        p50[name] = statistics.median(t)
+        print(f"{name:28} {p50[name]:8.1f} {sorted(t)[int(0.9 * (len(t) - 1))]:8.1f}")
+    print(f"ratio warm / bare runsc (python): "
+          f"{p50['warm POST /run, python'] / p50['bare runsc run, python']:.2f}  (target <= 0.40)")
+    print(f"ratio cold / bare runsc (python): "
+          f"{p50['cold POST /run, python'] / p50['bare runsc run, python']:.2f}  (target <= 1.10)")
+    print(f"ratio cold / bare runsc (busybox): "
+          f"{p50['cold POST /run, busybox'] / p50['bare runsc run, busybox']:.2f}  (target <= 1.10)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

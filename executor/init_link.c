@@ -1,0 +1,143 @@
+#include <config.h>
+
+#include "init_link.h"
+
+#include <fcntl.h>
+#include <poll.h>
+
+#include "common/util.h"
+
+void
+boxer_init_link_init (struct boxer_init_link *l, int to_fd, int from_fd)
+{
+  memset (l, 0, sizeof *l);
+  l->to_fd = to_fd;
+  l->from_fd = from_fd;
+  fcntl (to_fd, F_SETFL, fcntl (to_fd, F_GETFL) | O_NONBLOCK);
+  fcntl (from_fd, F_SETFL, fcntl (from_fd, F_GETFL) | O_NONBLOCK);
+  l->in = xmalloc (BOXER_INIT_FRAME_MAX + 4);
+}
+
+void
+boxer_init_link_release (struct boxer_init_link *l)
+{
+  if (l->to_fd >= 0)
+    close (l->to_fd);
+  if (l->from_fd >= 0)
+    close (l->from_fd);
+  free (l->out);
+  free (l->in);
+  memset (l, 0, sizeof *l);
+  l->to_fd = l->from_fd = -1;
+}
+
+int
+boxer_init_link_queue (struct boxer_init_link *l, struct boxer_init_writer *w,
+                       struct boxer_error **err)
+{
+  if (boxer_init_frame_finish (w) < 0)
+    return boxer_error_make (err, BOXER_ERR_INTERNAL, "a frame for boxer-init is too large");
+  /* Drop what was written before growing.  */
+  if (l->out_off > 0)
+    {
+      memmove (l->out, l->out + l->out_off, l->out_len - l->out_off);
+      l->out_len -= l->out_off;
+      l->out_off = 0;
+    }
+  if (l->out_len + w->len > l->out_alloc)
+    {
+      l->out_alloc = (l->out_len + w->len) * 2;
+      l->out = xrealloc (l->out, l->out_alloc);
+    }
+  memcpy (l->out + l->out_len, w->data, w->len);
+  l->out_len += w->len;
+  boxer_init_writer_release (w);
+  return 0;
+}
+
+/* A whole frame at the front of the input: 1 with *ev, 0 when more is
+   needed, -1 on a length no frame has.  */
+static int
+take_frame (struct boxer_init_link *l, struct boxer_init_event *ev, struct boxer_error **err)
+{
+  const unsigned char *f;
+  uint32_t flen;
+
+  /* The last event's bytes go first.  */
+  if (l->in_taken > 0)
+    {
+      memmove (l->in, l->in + l->in_taken, l->in_len - l->in_taken);
+      l->in_len -= l->in_taken;
+      l->in_taken = 0;
+    }
+  if (l->in_len < 4)
+    return 0;
+  f = l->in;
+  flen = (uint32_t) f[0] << 24 | (uint32_t) f[1] << 16 | (uint32_t) f[2] << 8 | f[3];
+  if (flen < 5 || flen > BOXER_INIT_FRAME_MAX)
+    return boxer_error_make (err, BOXER_ERR_INTERNAL, "boxer-init sent a frame of %u bytes", flen);
+  if (l->in_len - 4 < flen)
+    return 0;
+  ev->type = f[4];
+  ev->id = (uint32_t) f[5] << 24 | (uint32_t) f[6] << 16 | (uint32_t) f[7] << 8 | f[8];
+  ev->payload = f + 9;
+  ev->len = flen - 5;
+  l->in_taken = 4 + (size_t) flen;
+  return 1;
+}
+
+int
+boxer_init_link_next (struct boxer_init_link *l, long long deadline_ms, int cancel_fd,
+                      bool *cancelled, struct boxer_init_event *ev, struct boxer_error **err)
+{
+  *cancelled = false;
+  for (;;)
+    {
+      struct pollfd p[3];
+      nfds_t n = 0;
+      long long left;
+      int r = take_frame (l, ev, err);
+
+      if (r != 0)
+        return r;
+      left = deadline_ms - boxer_now_ms ();
+      if (left <= 0)
+        return 0;
+      p[n++] = (struct pollfd) { .fd = l->from_fd, .events = POLLIN };
+      p[n++] = (struct pollfd) { .fd = l->out_off < l->out_len ? l->to_fd : -1,
+                                 .events = POLLOUT };
+      if (cancel_fd >= 0)
+        p[n++] = (struct pollfd) { .fd = cancel_fd, .events = POLLIN };
+      if (poll (p, n, left > 60000 ? 60000 : (int) left) < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          return boxer_error_errno (err, errno, "poll boxer-init");
+        }
+      if (n == 3 && p[2].revents)
+        {
+          *cancelled = true;
+          return 0;
+        }
+      if (p[1].revents & (POLLERR | POLLHUP))
+        return boxer_error_make (err, BOXER_ERR_RUNTIME, "closed: boxer-init is gone");
+      if (p[1].revents & POLLOUT)
+        {
+          ssize_t w = write (l->to_fd, l->out + l->out_off, l->out_len - l->out_off);
+          if (w < 0 && errno != EAGAIN && errno != EINTR)
+            return boxer_error_make (err, BOXER_ERR_RUNTIME, "closed: boxer-init is gone");
+          if (w > 0)
+            l->out_off += (size_t) w;
+        }
+      if (p[0].revents)
+        {
+          ssize_t got = read (l->from_fd, l->in + l->in_len, BOXER_INIT_FRAME_MAX + 4 - l->in_len);
+          if (got == 0)
+            return boxer_error_make (err, BOXER_ERR_RUNTIME, "closed: boxer-init is gone");
+          if (got < 0 && errno != EAGAIN && errno != EINTR)
+            return boxer_error_errno (err, errno, "read from boxer-init");
+          if (got > 0)
+            l->in_len += (size_t) got;
+        }
+    }
+}

@@ -1,0 +1,196 @@
+"""Warm sandboxes through the real stack: the pool fills once a run has
+named its image's digest, a run takes a booted sandbox and never shares it,
+the pool refills after a burst, a tag that moves drains the old digest's
+sandboxes, a broken boxer-init leaves runs on the cold path, and a killed
+executor with a full pool leaves nothing behind.
+
+The run behaviours themselves (timeouts, OOM, signals, stdin, files,
+outputs, truncation...) are test_run.py and test_files.py run again with
+BOXER_TEST_WARM=1 (contrib/test.sh does), every run in a warm sandbox.
+
+Ports: BOXER_TEST_PORT+40 .. +44."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import (BUILD, BUSYBOX, PYTHON, ROOT, Stack, check_prerequisites, wait_no_leftovers,
+                      wait_warm, warm_config)
+
+BASE = int(os.environ.get("BOXER_TEST_PORT", "18080"))
+MOVING = "localhost:5000/boxer/moving:1"
+
+
+def warm_runs(s):
+    _, _, _, raw = s.request("GET", "/metrics")
+    m = re.search(r"^boxer_warm_runs_total (\d+)$", raw.decode(), re.M)
+    assert m, "no boxer_warm_runs_total in /metrics"
+    return int(m.group(1))
+
+
+def pools(s):
+    status, body, _, _ = s.request("GET", "/health")
+    assert status == 200
+    return body["warm_pool"]
+
+
+def bundles_digests(s):
+    """The image digest (its rootfs directory) of every warm sandbox."""
+    found = []
+    for cfg in (s.home / "runs" / "active").glob("r_*/config.json"):
+        root = json.loads(cfg.read_text())["root"]["path"]
+        found.append(Path(root).parent.name)
+    return sorted(found)
+
+
+@pytest.fixture
+def stacks():
+    check_prerequisites()
+    made = []
+
+    def make(port_offset, config):
+        s = Stack(BASE + port_offset, config)
+        made.append(s)
+        return s.start()
+
+    yield make
+    left = [x for s in made for x in s.destroy()]
+    assert not left, f"left behind: {left}"
+
+
+def test_pool_fills_serves_and_never_reuses(stacks):
+    s = stacks(40, warm_config(PYTHON))
+    # Nothing tells the executor the digest before a run does.
+    assert pools(s) == [{"image": PYTHON, "network": "none", "size": 2, "ready": 0}]
+    assert s.run(image=PYTHON, cmd=["true"])["exit_code"] == 0
+    assert wait_warm(s) == [{"image": PYTHON, "network": "none", "size": 2, "ready": 2}]
+
+    before = warm_runs(s)
+    prog = ("import os\n"
+            "print(os.path.exists('/tmp/marker'), os.getuid())\n"
+            "open('/tmp/marker', 'w').write('x')\n")
+    for _ in range(5):
+        wait_warm(s)
+        r = s.run(image=PYTHON, cmd=["python3", "-c", prog])
+        # A sandbox serves one run: no run sees another's marker.
+        assert r["exit_code"] == 0 and r["stdout"] == "False 65534\n", r
+    assert warm_runs(s) - before == 5
+    # Only the pool is left once it has refilled.
+    wait_warm(s)
+    assert len(bundles_digests(s)) == 2
+
+
+def test_refill_after_burst(stacks):
+    s = stacks(41, warm_config(PYTHON))
+    s.run(image=PYTHON, cmd=["true"])
+    wait_warm(s)
+    results = []
+
+    def one(i):
+        results.append(s.run(image=PYTHON, cmd=["python3", "-c", f"print({i})"]))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sorted(r["stdout"] for r in results) == [f"{i}\n" for i in range(6)]
+    # Two took warm sandboxes, the rest went cold; the pool is whole again.
+    assert wait_warm(s)[0]["ready"] == 2
+    assert len(bundles_digests(s)) == 2
+
+
+def test_tag_moved_drains_the_pool(stacks):
+    s = stacks(42, warm_config(MOVING))
+    layouts = subprocess.run([str(ROOT / "contrib/images/build-images.sh"), "busybox"],
+                             check=True, capture_output=True, text=True).stdout.split()
+    load = [str(BUILD / "boxer-image"), "--config", str(s.config_path), "load"]
+    subprocess.run(load + [layouts[1], MOVING], check=True, capture_output=True)
+    first = s.run(image=MOVING, cmd=["busybox", "true"])["image_digest"]
+    wait_warm(s)
+    assert bundles_digests(s) == [first[7:]] * 2
+
+    # The tag now names the busybox-only image of the suite (another digest).
+    subprocess.run(load + [str(s.tmp / "nocmd"), MOVING], check=True, capture_output=True)
+    second = s.run(image=MOVING, cmd=["busybox", "true"])["image_digest"]
+    assert second != first
+    wait_warm(s)
+    assert bundles_digests(s) == [second[7:]] * 2
+    before = warm_runs(s)
+    r = s.run(image=MOVING, cmd=["busybox", "echo", "new"])
+    assert r["stdout"] == "new\n" and r["image_digest"] == second
+    assert warm_runs(s) == before + 1
+
+
+def test_broken_init_falls_back_to_cold(stacks):
+    s = stacks(43, {**warm_config(BUSYBOX), "init_path": "/bin/true"})
+    for _ in range(3):
+        r = s.run(image=BUSYBOX, cmd=["echo", "cold"])
+        assert r["stdout"] == "cold\n"
+        time.sleep(0.5)
+    # Boots fail (backing off), so nothing is ever ready and nothing stays.
+    assert pools(s)[0]["ready"] == 0
+    assert warm_runs(s) == 0
+    assert not bundles_digests(s)
+
+
+def test_executor_killed_with_full_pool(stacks):
+    s = stacks(44, warm_config(BUSYBOX, PYTHON))
+    s.run(image=BUSYBOX, cmd=["true"])
+    s.run(image=PYTHON, cmd=["true"])
+    wait_warm(s)
+    server = s.executor_server_pid()
+    os.kill(server, signal.SIGKILL)
+    # The master starts another server, which sweeps the dead one's
+    # sandboxes; its pools are empty until runs name their digests.
+    deadline = time.monotonic() + 30
+    while s.executor_server_pid() in (None, server):
+        assert time.monotonic() < deadline, "no new executor server"
+        time.sleep(0.1)
+    left = wait_no_leftovers(s.home, s.runsc_root, timeout=30)
+    assert not left, f"left behind by the killed server: {left}"
+    assert s.run(image=BUSYBOX, cmd=["echo", "again"])["stdout"] == "again\n"
+    assert s.run(image=PYTHON, cmd=["python3", "-c", "print(1)"])["stdout"] == "1\n"
+    wait_warm(s, timeout=60)
+
+
+def test_limits_files_and_outputs_in_a_warm_sandbox(stacks):
+    """The request's own limits bind a sandbox booted with the service's
+    maximums; files go in through boxer-init, /output comes back."""
+    from test_files import upload
+    s = stacks(45, warm_config(PYTHON, size=1))
+    s.run(image=PYTHON, cmd=["true"])
+    before = warm_runs(s)
+
+    wait_warm(s)
+    t0 = time.monotonic()
+    r = s.run(image=PYTHON, cmd=["sleep", "60"], limits={"wall_clock_secs": 2})
+    assert r["timed_out"] is True and r["exit_code"] == 137 and r["signal"] == 9
+    assert 2000 <= r["wall_ms"] < 3500 and time.monotonic() - t0 < 4.5
+
+    wait_warm(s)
+    r = s.run(image=PYTHON, cmd=["python3", "-c", "x = bytearray(400 << 20); print('survived')"],
+              limits={"memory_mb": 128})
+    assert r["oom_killed"] is True and r["exit_code"] == 137, r
+    assert "survived" not in r["stdout"]
+
+    wait_warm(s)
+    f = upload(s, ("data.txt", b"hello from a file\n"))[0]
+    r = s.run(image=PYTHON, stdin="from stdin",
+              files=[{"id": f["id"], "path": "/work/in/data.txt"}],
+              cmd=["sh", "-c", "cat /work/in/data.txt; cat; echo; "
+                               "stat -c '%U %a' /work/in/data.txt; "
+                               "echo x >> /work/in/data.txt 2>/dev/null || echo read-only; "
+                               "echo out > /output/result.txt"])
+    assert r["stdout"] == "hello from a file\nfrom stdin\nroot 444\nread-only\n", r
+    assert [o["path"] for o in r["outputs"]] == ["result.txt"]
+    status, _, _, raw = s.request("GET", f"/runs/{r['id']}/outputs/result.txt")
+    assert status == 200 and raw == b"out\n"
+    assert warm_runs(s) - before == 3
