@@ -74,6 +74,8 @@ static const struct entry config_table[] = {
   /* Both streams travel base64 in one protocol frame (executor/protocol.h).  */
   ENTRY ("output_limit_bytes", T_INT, output_limit_bytes, 1024, 536870912),
   ENTRY ("upload_limit_bytes", T_INT, upload_limit_bytes, 1024, 17179869184.0),
+  ENTRY ("max_batch_runs", T_INT, max_batch_runs, 1, 100000),
+  ENTRY ("batch_output_limit_bytes", T_INT, batch_output_limit_bytes, 1024, 1073741824),
   ENTRY ("outputs_limit_bytes", T_INT, outputs_limit_bytes, 1024, 1073741824),
   ENTRY ("outputs_limit_files", T_INT, outputs_limit_files, 1, 100000),
   ENTRY ("runs_ttl_secs", T_INT, runs_ttl_secs, 1, 31536000),
@@ -156,6 +158,8 @@ boxer_config_init_defaults (struct boxer_config *cfg)
   cfg->ignore_cgroups = false;
   cfg->output_limit_bytes = 10485760;
   cfg->upload_limit_bytes = 10485760;
+  cfg->max_batch_runs = 1000;
+  cfg->batch_output_limit_bytes = 64LL * 1024 * 1024;
   cfg->outputs_limit_bytes = 10485760;
   cfg->outputs_limit_files = 1000;
   cfg->runs_ttl_secs = 3600;

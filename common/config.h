@@ -81,6 +81,11 @@ struct boxer_config
   bool ignore_cgroups;
   int64_t output_limit_bytes;
   int64_t upload_limit_bytes;
+  /* POST /batch: runs in one batch, and their stdout and stderr in all
+     (each stream of each run gets an equal share, so that whether a run's
+     output is cut never depends on the others' timing).  */
+  int64_t max_batch_runs;
+  int64_t batch_output_limit_bytes;
   /* Files in and out of runs: uploads, /output and run records.  */
   int64_t outputs_limit_bytes;  /* bytes of a run's /output kept, in total */
   int64_t outputs_limit_files;  /* files of a run's /output kept */

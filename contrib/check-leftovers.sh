@@ -1,46 +1,15 @@
 #!/bin/sh
 # Fail if anything of a Boxer run is left on this machine: runsc sandbox
 # processes, run cgroups, or test homes.  The integration suite checks each
-# test's own home; this is the machine-wide check after the suite.
+# test's own home; this is the machine-wide check after the suite.  The idle
+# warm sandboxes of a Boxer that is running (quickstart's) are its own.
 set -eu
 found=0
 say() { echo "leftover: $*" >&2; found=1; }
 
-ps -eo pid=,args= | grep -E 'runsc-(sandbox|gofer)|runsc .*(boot|gofer)' | grep -v grep |
-	while read -r line; do echo "leftover: process $line" >&2; done
-if ps -eo args= | grep -E 'runsc-(sandbox|gofer)' | grep -qv grep; then found=1; fi
-for d in /sys/fs/cgroup/*/boxer-*; do
-	[ -e "$d" ] && say "cgroup $d"
-done
-# cgroup v2: below the cgroup of the service that made them (executor/cgroup.h).
-if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
-	for d in $(find /sys/fs/cgroup -type d -path '*/runs/boxer-*' -prune 2>/dev/null); do
-		say "cgroup $d"
-	done
-fi
-for d in "${TMPDIR:-/tmp}"/boxer-it-*; do
-	[ -e "$d" ] && say "test directory $d"
-done
-# Registries of the pull tests (tests/integration/registry_fixtures.py).
-for d in "${TMPDIR:-/tmp}"/boxer-registry-*; do
-	[ -e "$d" ] && say "test registry $d"
-done
-if ps -eo args= | grep -E '^[^ ]*docker-registry serve .*/boxer-registry-' | grep -qv grep; then
-	say "test registry process (docker-registry serve .../boxer-registry-...)"
-fi
-# Sandbox networking (executor/network.h): host ends of run veths (aliased
-# "boxer:<instance>:<run id>"), network namespaces bound under a Boxer home,
-# and the firewall tables of Boxers that are not running (a running Boxer
-# keeps its table, empty of runs, until it stops).
-for a in /sys/class/net/*/ifalias; do
-	case $(cat "$a" 2>/dev/null) in boxer:*) say "veth $(basename "$(dirname "$a")") ($(cat "$a"))" ;; esac
-done
-netns=$(awk '$9 == "nsfs" && $5 ~ /\/netns\/r_[0-9a-f]+$/ { print $5 }' /proc/self/mountinfo)
-for m in $netns; do say "network namespace $m"; done
-if command -v nft >/dev/null 2>&1; then
-	# Instance ids of the homes of running boxer-executor processes (the
-	# owners of the firewall tables).
-	running=$(python3 - <<'EOF'
+# The Boxers running now (quickstart's, say): "instance-id home" per line.
+# Their warm sandboxes are theirs, not the suite's leftovers.
+running=$(python3 - <<'EOF'
 import json, os
 for pid in filter(str.isdigit, os.listdir("/proc")):
     try:
@@ -53,13 +22,69 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
         home = os.path.join(env.get(b"HOME", b"/root").decode(), ".boxer")
         if conf:
             home = json.load(open(os.path.join(f"/proc/{pid}/cwd", conf.decode()))).get("home", home)
-        print(open(os.path.join(os.path.expanduser(home), "instance-id")).read().strip())
+        home = os.path.realpath(os.path.expanduser(home))
+        print(open(os.path.join(home, "instance-id")).read().strip(), home)
     except (OSError, ValueError, KeyError, IndexError):
         pass
 EOF
 )
+running=$(echo "$running" | sort -u)
+
+# Whether run id is a sandbox of a running Boxer's warm pool (or batch):
+# its bundle holds boxer-init's log, in the home of that Boxer.
+pool_sandbox() { # home id
+	[ -f "$1/runs/active/$2/init.log" ]
+}
+
+report=$(mktemp "${TMPDIR:-/tmp}/check-leftovers.XXXXXX")
+ps -eo pid=,args= | grep -E 'runsc-(sandbox|gofer)|runsc .*(boot|gofer)' | grep -v grep |
+	while read -r pid args; do
+		root=$(echo "$args" | sed -n 's/.*--root=\([^ ]*\)\/runsc .*/\1/p')
+		id=$(echo "$args" | sed -n 's/.*\/runs\/active\/\(r_[0-9a-f]*\).*/\1/p')
+		if [ -n "$root" ] && [ -n "$id" ] && echo "$running" | grep -q " $root\$" &&
+			pool_sandbox "$root" "$id"; then
+			continue
+		fi
+		echo "leftover: process $pid $args"
+	done >"$report"
+if [ -s "$report" ]; then
+	cat "$report" >&2
+	found=1
+fi
+rm -f "$report"
+
+# A cgroup boxer-<instance>-<run id> of a running Boxer's pool sandbox.
+pool_cgroup() { # name
+	name=${1#boxer-}
+	echo "$running" | while read -r instance home; do
+		case $name in "$instance"-r_*) pool_sandbox "$home" "${name#"$instance"-}" && echo yes ;; esac
+	done | grep -q yes
+}
+for d in /sys/fs/cgroup/*/boxer-*; do
+	[ -e "$d" ] && ! pool_cgroup "$(basename "$d")" && say "cgroup $d"
+done
+if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
+	for d in $(find /sys/fs/cgroup -type d -path '*/runs/boxer-*' -prune 2>/dev/null); do
+		pool_cgroup "$(basename "$d")" || say "cgroup $d"
+	done
+fi
+for d in "${TMPDIR:-/tmp}"/boxer-it-*; do
+	[ -e "$d" ] && say "test directory $d"
+done
+for d in "${TMPDIR:-/tmp}"/boxer-registry-*; do
+	[ -e "$d" ] && say "test registry $d"
+done
+if ps -eo args= | grep -E '^[^ ]*docker-registry serve .*/boxer-registry-' | grep -qv grep; then
+	say "test registry process (docker-registry serve .../boxer-registry-...)"
+fi
+for a in /sys/class/net/*/ifalias; do
+	case $(cat "$a" 2>/dev/null) in boxer:*) say "veth $(basename "$(dirname "$a")") ($(cat "$a"))" ;; esac
+done
+netns=$(awk '$9 == "nsfs" && $5 ~ /\/netns\/r_[0-9a-f]+$/ { print $5 }' /proc/self/mountinfo)
+for m in $netns; do say "network namespace $m"; done
+if command -v nft >/dev/null 2>&1; then
 	for t in $(nft list tables inet 2>/dev/null | sed -n 's/^table inet boxer_\([0-9a-f]*\)$/\1/p'); do
-		echo "$running" | grep -qx "$t" || say "firewall table inet boxer_$t of a Boxer that is not running"
+		echo "$running" | grep -q "^$t " || say "firewall table inet boxer_$t of a Boxer that is not running"
 	done
 fi
 if [ "$found" -ne 0 ]; then

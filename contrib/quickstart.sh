@@ -50,7 +50,8 @@ if [ ! -f "$CONFIG" ]; then
   "runsc_path": "$runsc",
   "listen_addr": ":8080",
   "worker_user": "boxer",
-  "registries": {"localhost:5000": {"insecure": true}}
+  "registries": {"localhost:5000": {"insecure": true}},
+  "warm_pool": [{"image": "$PYTHON_IMAGE", "network": "none", "size": 2}]
 }
 JSON
 	echo "wrote $CONFIG"
@@ -72,6 +73,15 @@ if [ "$(jq -r '.worker_user // empty' "$CONFIG")" = "" ]; then
 	chmod --reference="$CONFIG" "$CONFIG.tmp"
 	mv "$CONFIG.tmp" "$CONFIG"
 	echo "set worker_user to boxer in $CONFIG"
+fi
+
+# Two sandboxes of the demo image kept booted: its runs skip gVisor's boot.
+if [ "$(jq -r 'has("warm_pool")' "$CONFIG")" = false ]; then
+	jq --arg image "$PYTHON_IMAGE" '.warm_pool = [{"image": $image, "network": "none", "size": 2}]' \
+		"$CONFIG" >"$CONFIG.tmp"
+	chmod --reference="$CONFIG" "$CONFIG.tmp"
+	mv "$CONFIG.tmp" "$CONFIG"
+	echo "warmed $PYTHON_IMAGE (warm_pool, 2 sandboxes) in $CONFIG"
 fi
 
 step "local registry on 127.0.0.1:5000"

@@ -252,6 +252,102 @@ send_report (struct daemon *d, const struct boxer_run_report *r, bool *reported)
     boxer_log_warning ("run report: %s", strerror (errno));
 }
 
+struct batch_answer
+{
+  int fd;
+  size_t ok, failed;
+};
+
+/* Each run's end goes to the worker as it comes.  */
+static int
+batch_send (void *data, size_t index, const struct boxer_run_result *res,
+            const struct boxer_error *run_err)
+{
+  struct batch_answer *a = data;
+  json_object *msg = res ? boxer_proto_encode_batch_result (index, res)
+                         : boxer_proto_encode_batch_error (index, run_err);
+  int r = boxer_proto_send (a->fd, msg, -1, NULL);
+
+  json_object_put (msg);
+  if (res && !res->timed_out && !res->oom_killed && res->exit_code == 0)
+    a->ok++;
+  else
+    a->failed++;
+  return r;
+}
+
+/* A batch, in the run's process: msg (taken) is its message; sb as for
+   child_run ().  */
+static int
+child_batch (struct daemon *d, int fd, json_object *msg, struct boxer_warm_sandbox *sb)
+{
+  cleanup_error struct boxer_error *err = NULL;
+  struct boxer_proto_batch batch = { 0 };
+  struct boxer_proto_run as_run = { 0 };
+  struct boxer_warm_sandbox own;
+  struct boxer_image img = { 0 };
+  struct batch_answer answer = { .fd = fd };
+  struct boxer_run_report report = { .pid = (int32_t) getpid () };
+  long long t0 = boxer_now_ms ();
+  bool reported = false, warm = sb != NULL;
+  int ret = 1;
+
+  if (boxer_proto_decode_batch (msg, d->cfg, &batch, &err) < 0)
+    goto answer;
+  boxer_log_set_request_id (batch.id);
+  /* child_image () takes a run: the batch's image is the same.  */
+  as_run.req.image = batch.batch.req.image;
+  as_run.image = batch.image;
+  if (child_image (d->cfg, &as_run, &img, &err) < 0)
+    goto answer;
+  if (!warm)
+    sb = &own;
+  {
+    struct boxer_batch_job job = {
+      .id = batch.id, .batch = &batch.batch, .image = &img, .cancel_fd = fd,
+      .on_run = batch_send, .data = &answer,
+    };
+    int r = boxer_executor_run_batch (d->ex, &job, sb, warm, &err);
+    warm = false;
+    if (r < 0)
+      sb = NULL;
+    if (r == 0)
+      {
+        json_object *done = boxer_proto_encode_batch_done ();
+        report = (struct boxer_run_report) {
+          .pid = (int32_t) getpid (),
+          .completed = 1,
+          .outcome = answer.failed ? BOXER_OUTCOME_EXIT_NONZERO : BOXER_OUTCOME_OK,
+          .run_ms = (int32_t) (boxer_now_ms () - t0),
+        };
+        send_report (d, &report, &reported);
+        if (boxer_proto_send (fd, done, -1, &err) == 0)
+          ret = 0;
+        json_object_put (done);
+        boxer_log_info ("batch %s: %zu runs, %zu ok, %zu not, %lld ms", batch.id,
+                        batch.batch.nruns, answer.ok, answer.failed, boxer_now_ms () - t0);
+      }
+  }
+
+answer:
+  if (err && err->category == BOXER_ERR_RUNTIME)
+    boxer_log_info ("batch %s: %s", batch.id[0] ? batch.id : "(not started)",
+                    strcmp (err->msg, "closed") == 0 ? "cancelled: the worker went away"
+                                                     : err->msg);
+  else if (err)
+    {
+      send_report (d, &report, &reported);
+      child_send_error (fd, err);
+    }
+  if (sb)
+    boxer_executor_warm_destroy (d->ex, sb);
+  send_report (d, &report, &reported);
+  free (img.rootfs);
+  boxer_proto_batch_release (&batch);
+  json_object_put (msg);
+  return ret;
+}
+
 /* The whole life of one admitted run, in its own process; sb: a warm
    sandbox it was given (it owns it), or NULL.  */
 static int
@@ -274,7 +370,7 @@ child_run (struct daemon *d, int fd, struct boxer_warm_sandbox *sb)
   json_object_put (msg);
   msg = NULL;
 
-  if (boxer_proto_recv (fd, boxer_proto_run_frame_max (d->cfg), BOXER_PROTO_FRAME_TIMEOUT_MS,
+  if (boxer_proto_recv (fd, boxer_proto_batch_frame_max (d->cfg), BOXER_PROTO_FRAME_TIMEOUT_MS,
                         &msg, &extra_fd, &err) < 0)
     goto answer;
   if (extra_fd >= 0)
@@ -283,6 +379,13 @@ child_run (struct daemon *d, int fd, struct boxer_warm_sandbox *sb)
       close (extra_fd);
       boxer_error_make (&err, BOXER_ERR_INVALID, "protocol: a run message with a descriptor");
       goto answer;
+    }
+  if (boxer_proto_type (msg) && strcmp (boxer_proto_type (msg), "batch") == 0)
+    {
+      /* It reports and answers itself.  */
+      ret = child_batch (d, fd, msg, sb);
+      close (fd);
+      return ret;
     }
   if (boxer_proto_decode_run (msg, d->cfg, &run, &err) < 0)
     goto answer;

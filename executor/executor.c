@@ -11,6 +11,7 @@
 
 #include <poll.h>
 
+#include "batch.h"
 #include "capture.h"
 #include "cgroup.h"
 #include "init_link.h"
@@ -939,45 +940,13 @@ send_file (struct boxer_init_link *l, uint32_t id, const char *source, const cha
            long long deadline, int cancel_fd, struct boxer_error **err)
 {
   cleanup_close int fd = open (source, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  struct boxer_init_writer w = { 0 };
   struct boxer_init_event ev;
-  unsigned char *chunk = NULL;
   bool cancelled;
   int r;
 
   if (fd < 0)
     return boxer_error_errno (err, errno, "open '%s'", source);
-  boxer_init_frame_start (&w, BOXER_INIT_FILE_OPEN, id);
-  boxer_init_put_u32 (&w, 0);
-  boxer_init_put_u32 (&w, 0);
-  boxer_init_put_u32 (&w, 0444);
-  boxer_init_put_str (&w, dest, strlen (dest));
-  if (boxer_init_link_queue (l, &w, err) < 0)
-    return -1;
-  chunk = xmalloc (BOXER_INIT_CHUNK);
-  for (;;)
-    {
-      ssize_t n = read (fd, chunk, BOXER_INIT_CHUNK);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        {
-          free (chunk);
-          return boxer_error_errno (err, errno, "read '%s'", source);
-        }
-      if (n == 0)
-        break;
-      boxer_init_frame_start (&w, BOXER_INIT_FILE_DATA, id);
-      boxer_init_put_bytes (&w, chunk, (size_t) n);
-      if (boxer_init_link_queue (l, &w, err) < 0)
-        {
-          free (chunk);
-          return -1;
-        }
-    }
-  free (chunk);
-  boxer_init_frame_start (&w, BOXER_INIT_FILE_CLOSE, id);
-  if (boxer_init_link_queue (l, &w, err) < 0)
+  if (boxer_init_link_queue_file (l, id, fd, dest, err) < 0)
     return -1;
   for (;;)
     {
@@ -1010,47 +979,27 @@ queue_start (struct boxer_init_link *l, const struct boxer_config *cfg,
              struct boxer_error **err)
 {
   const char *cwd = req->workdir ? req->workdir : image->workdir && *image->workdir ? image->workdir : "/";
-  struct boxer_init_writer w = { 0 };
   cleanup_strv char **args = NULL;
   cleanup_strv char **env = NULL;
-  size_t n;
+  struct boxer_init_start s;
 
   if (boxer_spec_resolve_args (req->cmd, image->entrypoint, image->cmd, &args, err) < 0)
     return -1;
   env = boxer_spec_merge_env (image->env, req->env);
-  boxer_init_frame_start (&w, BOXER_INIT_START, INIT_RUN_ID);
-  boxer_init_put_u32 (&w, BOXER_RUN_UID);
-  boxer_init_put_u32 (&w, BOXER_RUN_GID);
-  boxer_init_put_u64 (&w, (uint64_t) req->limits.pids_limit);
-  boxer_init_put_u64 (&w, (uint64_t) req->limits.nofile);
-  boxer_init_put_u64 (&w, 0);   /* no address-space limit: the memory cgroup bounds a run */
-  boxer_init_put_u64 (&w, (uint64_t) req->limits.wall_clock_secs * 1000);
-  boxer_init_put_u64 (&w, (uint64_t) cfg->output_limit_bytes);
-  boxer_init_put_u64 (&w, (uint64_t) cfg->output_limit_bytes);
-  boxer_init_put_str (&w, cwd, strlen (cwd));
-  for (n = 0; args[n]; n++)
-    ;
-  boxer_init_put_u32 (&w, (uint32_t) n);
-  for (size_t i = 0; i < n; i++)
-    boxer_init_put_str (&w, args[i], strlen (args[i]));
-  for (n = 0; env[n]; n++)
-    ;
-  boxer_init_put_u32 (&w, (uint32_t) n);
-  for (size_t i = 0; i < n; i++)
-    boxer_init_put_str (&w, env[i], strlen (env[i]));
-  if (boxer_init_link_queue (l, &w, err) < 0)
-    return -1;
-
-  for (size_t off = 0; off < req->stdin_len; off += BOXER_INIT_CHUNK)
-    {
-      size_t len = req->stdin_len - off < BOXER_INIT_CHUNK ? req->stdin_len - off : BOXER_INIT_CHUNK;
-      boxer_init_frame_start (&w, BOXER_INIT_STDIN, INIT_RUN_ID);
-      boxer_init_put_bytes (&w, req->stdin_data + off, len);
-      if (boxer_init_link_queue (l, &w, err) < 0)
-        return -1;
-    }
-  boxer_init_frame_start (&w, BOXER_INIT_STDIN, INIT_RUN_ID);
-  return boxer_init_link_queue (l, &w, err);
+  s = (struct boxer_init_start) {
+    .uid = BOXER_RUN_UID,
+    .gid = BOXER_RUN_GID,
+    .nproc = (uint64_t) req->limits.pids_limit,
+    .nofile = (uint64_t) req->limits.nofile,
+    /* No address-space limit: the memory cgroup bounds a run.  */
+    .wall_ms = (uint64_t) req->limits.wall_clock_secs * 1000,
+    .stdout_cap = (uint64_t) cfg->output_limit_bytes,
+    .stderr_cap = (uint64_t) cfg->output_limit_bytes,
+    .cwd = (char *) cwd,
+    .argv = args,
+    .env = env,
+  };
+  return boxer_init_link_queue_start (l, INIT_RUN_ID, &s, req->stdin_data, req->stdin_len, err);
 }
 
 /* The run's exchange with boxer-init: files, START, stdin, then output
@@ -1271,5 +1220,119 @@ done:
   free (run.bundle);
   free (run.lock_path);
   out->teardown_ms = boxer_now_ms () - t_end;
+  return 0;
+}
+
+/* --- batches ------------------------------------------------------------- */
+
+/* Report every run of the batch not yet reported with what happened to
+   the sandbox: its memory ran out (oom_killed, as a run's), or res_err.  */
+static int
+report_unfinished (const struct boxer_batch_job *job, const bool *done, bool oom)
+{
+  struct boxer_error e = { .category = BOXER_ERR_INTERNAL,
+                           .msg = (char *) "the batch's sandbox died before this run ended" };
+
+  for (size_t i = 0; i < job->batch->nruns; i++)
+    {
+      struct boxer_run_result res = {
+        .exit_code = 128 + SIGKILL, .signal = SIGKILL, .oom_killed = true,
+        .memory_peak_bytes = -1, .stdout_data = (char *) "", .stderr_data = (char *) "",
+        .started_at = time (NULL), .finished_at = time (NULL),
+      };
+      if (done[i])
+        continue;
+      if (job->on_run (job->data, i, oom ? &res : NULL, oom ? NULL : &e) != 0)
+        return -1;
+    }
+  return 0;
+}
+
+int
+boxer_executor_run_batch (struct boxer_executor *ex, const struct boxer_batch_job *job,
+                          struct boxer_warm_sandbox *sb, bool warm, struct boxer_error **err)
+{
+  const struct boxer_batch_request *batch = job->batch;
+  cleanup_free bool *done = xmalloc0 (batch->nruns * sizeof *done);
+  cleanup_free char *files_dir = NULL;
+  cleanup_close int files_fd = -1;
+  struct boxer_init_link link;
+  struct run run;
+  bool gone = false;
+  int r = -1;
+
+  if (warm && !boxer_executor_warm_fits (sb, &batch->req, job->image))
+    {
+      boxer_executor_warm_destroy (ex, sb);
+      warm = false;
+    }
+  if (batch->req.network != BOXER_NETWORK_NONE)
+    return boxer_error_make (err, BOXER_ERR_INVALID,
+                             "a batch runs with network \"none\" only; send runs that need the "
+                             "network to POST /run");
+  /* No sandbox waiting: boot one now, the batch's one boot.  */
+  if (!warm && (boxer_executor_warm_claim (ex, job->image->digest, sb, err) < 0
+                || boxer_executor_warm_boot (ex, sb, err) < 0))
+    return -1;
+
+  boxer_init_link_init (&link, sb->to_init, sb->from_init);
+  sb->to_init = sb->from_init = -1;
+  warm_as_run (ex, sb, &run);
+  boxer_executor_warm_close (sb);
+  if (run.cgroup && boxer_cgroup_set_limits (run.cgroup, &batch->req.limits, err) < 0)
+    goto done;
+  files_dir = xasprintf ("%s/files", run.bundle);
+  if (mkdir (files_dir, 0700) < 0 && errno != EEXIST)
+    {
+      boxer_error_errno (err, errno, "mkdir '%s'", files_dir);
+      goto done;
+    }
+  files_fd = open (files_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (files_fd < 0)
+    {
+      boxer_error_errno (err, errno, "open '%s'", files_dir);
+      goto done;
+    }
+  if (boxer_batch_drive (&link, ex->cfg, job, files_fd, done, &gone, err) == 0)
+    r = 0;
+  else if (gone)
+    {
+      /* The sandbox died: at its memory limit, what each run not yet
+         ended is told; else nobody can say what happened to them.  */
+      struct boxer_cgroup_stats stats = { 0 };
+      cleanup_error struct boxer_error *e2 = NULL;
+      if (run.cgroup)
+        boxer_cgroup_read_stats (run.cgroup, &stats, &e2);
+      boxer_error_free (*err);
+      *err = NULL;
+      if (report_unfinished (job, done, stats.oom_killed) < 0)
+        boxer_error_make (err, BOXER_ERR_RUNTIME, "cancelled: the worker went away");
+      else
+        r = 0;
+    }
+
+done:
+  boxer_init_link_release (&link);
+  /* Every process of the sandbox dies now; the rest of the teardown is
+     boxer_executor_warm_destroy ()'s, once the answer is out.  */
+  if (run.cgroup)
+    {
+      cleanup_free char *cg = cgroup_name (ex, run.id);
+      boxer_cgroup_kill (cg);
+    }
+  else
+    boxer_runsc_kill (&ex->runsc, run.id, NULL);
+  if (r < 0)
+    {
+      run_teardown (&run);
+      return -1;
+    }
+  sb->lock_fd = run.lock_fd;
+  run.lock_fd = -1;
+  run.files.output_mounted = false;
+  boxer_runfiles_teardown (&run.files);
+  boxer_cgroup_close (run.cgroup);
+  free (run.bundle);
+  free (run.lock_path);
   return 0;
 }

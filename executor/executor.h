@@ -63,6 +63,25 @@ struct boxer_run_request
 
 void boxer_run_request_release (struct boxer_run_request *req);
 
+/* POST /batch: runs of one tenant in one sandbox, parallelism at once,
+   each its own process, uid, /tmp, wall clock and address-space limit.  */
+#define BOXER_BATCH_MAX_PARALLELISM 32
+struct boxer_batch_request
+{
+  struct boxer_run_request req;         /* image, limits, network: the sandbox's */
+  int64_t parallelism;
+  /* Each: cmd, env, workdir, stdin, files; limits.wall_clock_secs and
+     limits.memory_mb (its address space), the rest unused.  */
+  struct boxer_run_request *runs;
+  size_t nruns;
+};
+
+void boxer_batch_request_release (struct boxer_batch_request *b);
+/* Whether path is in a place each run of a batch has fresh and empty
+   (/tmp, /var/tmp, /dev/shm, /output): a file put there before the run
+   would be hidden from it.  */
+bool boxer_batch_path_is_private (const char *path);
+
 struct boxer_run_result
 {
   char id[40];
@@ -127,6 +146,21 @@ int boxer_executor_run (struct boxer_executor *ex, const struct boxer_run_job *j
                         struct boxer_run_result *out, int *output_fd,
                         struct boxer_error **err);
 
+/* A batch as the executor gets it, checked like a run job.  */
+struct boxer_batch_job
+{
+  const char *id;                       /* "b_" + 32 hex */
+  const struct boxer_batch_request *batch;
+  const struct boxer_image *image;
+  int cancel_fd;                        /* readable or hung up: stop the batch; -1: none */
+  /* Each run's end as it comes: a result (outputs always empty; the hook
+     may keep nothing of it) or, for a run that could not start, run_err.
+     Non-zero stops the batch (the worker is gone).  */
+  int (*on_run) (void *data, size_t index, const struct boxer_run_result *res,
+                 const struct boxer_error *run_err);
+  void *data;
+};
+
 /* A warm sandbox: booted with boxer-init as its first process, waiting
    for the one run it will serve (executor/warm.h keeps the pool).  Its
    resources are named by id like a run's, so the sweeps that clean up
@@ -181,5 +215,14 @@ int boxer_executor_sweep_orphans (struct boxer_executor *ex, int timeout_ms,
 /* The service is stopping and no run is in progress: sweep, and release
    what runsc keeps between runs, so nothing of Boxer stays on the host.  */
 int boxer_executor_shutdown (struct boxer_executor *ex, struct boxer_error **err);
+
+/* Run a batch in one sandbox: sb, a warm one the caller was given (warm
+   true; it is destroyed if it does not fit), else one booted here into
+   *sb.  Every run is reported through job->on_run (an OOM of the sandbox
+   as each unfinished run's oom_killed).  0: the sandbox's processes are
+   dead and the caller destroys it (boxer_executor_warm_destroy ()) once
+   it has answered; -1: nothing is left.  Batches run with network none.  */
+int boxer_executor_run_batch (struct boxer_executor *ex, const struct boxer_batch_job *job,
+                              struct boxer_warm_sandbox *sb, bool warm, struct boxer_error **err);
 
 #endif

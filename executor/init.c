@@ -22,10 +22,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <linux/capability.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,6 +53,7 @@ struct run
   uint64_t out_left, err_left;
   uint32_t flags;
   long long start_ms, deadline_ms, drain_until_ms;
+  uint32_t uid;                 /* its uid, when START said KILL_UID; else 0 */
   bool exited;
   int status;
 };
@@ -369,6 +373,39 @@ find_run (uint32_t id)
   return NULL;
 }
 
+/* In the child: a mount namespace of its own, where the places any user
+   may write are fresh and empty, so that runs sharing the sandbox never
+   meet there.  The rest of the tree is shared, and not theirs to write.  */
+static int
+own_tmp (void)
+{
+  static const char *const dirs[] = { "/tmp", "/var/tmp", "/dev/shm", "/output" };
+  struct stat st;
+
+  if (unshare (CLONE_NEWNS) < 0 || mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+    {
+      dprintf (2, "boxer-init: cannot make the run a mount namespace: %s\n", strerror (errno));
+      return -1;
+    }
+  if (mkdir ("/tmp", 01777) < 0 && errno != EEXIST)
+    {
+      dprintf (2, "boxer-init: cannot make /tmp: %s\n", strerror (errno));
+      return -1;
+    }
+  for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+    {
+      if (lstat (dirs[i], &st) < 0 || !S_ISDIR (st.st_mode))
+        continue;
+      if (mount ("tmpfs", dirs[i], "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
+        {
+          dprintf (2, "boxer-init: cannot give the run its own %s: %s\n", dirs[i],
+                   strerror (errno));
+          return -1;
+        }
+    }
+  return 0;
+}
+
 /* In the child: become the program, or die saying why (as a shell does:
    126 for a program that cannot run, 127 for one that is not there).  */
 static void __attribute__ ((noreturn))
@@ -403,6 +440,12 @@ child (const struct boxer_init_start *s, int in, int out, int err)
       rl = (struct rlimit) { s->as_bytes, s->as_bytes };
       setrlimit (RLIMIT_AS, &rl);
     }
+  if ((s->flags & BOXER_INIT_START_OWN_TMP) && own_tmp () < 0)
+    _exit (126);
+  /* Nothing we hold may reach the program, not even through a setuid
+     file (noNewPrivileges forbids that too).  */
+  for (int cap = 0; cap <= CAP_LAST_CAP; cap++)
+    prctl (PR_CAPBSET_DROP, cap, 0, 0, 0);
   if (setgroups (0, NULL) < 0 || setgid (s->gid) < 0 || setuid (s->uid) < 0)
     {
       dprintf (2, "boxer-init: cannot become uid %u: %s\n", s->uid, strerror (errno));
@@ -478,6 +521,7 @@ start (uint32_t id, const unsigned char *p, size_t len)
     .id = id, .pid = pid, .in_fd = in[1], .out_fd = out[0], .err_fd = err[0],
     .out_left = s.stdout_cap, .err_left = s.stderr_cap,
     .start_ms = now_ms (),
+    .uid = s.flags & BOXER_INIT_START_KILL_UID ? s.uid : 0,
   };
   r->deadline_ms = s.wall_ms ? r->start_ms + (long long) s.wall_ms : 0;
   send_u32 (BOXER_INIT_STARTED, id, (uint32_t) pid);
@@ -646,6 +690,24 @@ maybe_finish (struct run *r)
   r->in_fd = r->out_fd = r->err_fd = -1;
 }
 
+/* Every process of uid, wherever it went (another group, a session of
+   its own): a child of ours becomes that uid, which may signal exactly
+   those, and signals them all.  It is reaped like any orphan.  */
+static void
+kill_uid (uint32_t uid)
+{
+  pid_t pid = fork ();
+
+  if (pid == 0)
+    {
+      if (setgroups (0, NULL) == 0 && setgid (uid) == 0 && setuid (uid) == 0)
+        kill (-1, SIGKILL);
+      _exit (0);
+    }
+  if (pid < 0)
+    fprintf (stderr, "boxer-init: fork to end uid %u: %s\n", uid, strerror (errno));
+}
+
 static void
 reap (void)
 {
@@ -661,6 +723,8 @@ reap (void)
           runs[i].drain_until_ms = now_ms () + DRAIN_GRACE_MS;
           /* What it left running in its group goes with it.  */
           kill (-pid, SIGKILL);
+          if (runs[i].uid)
+            kill_uid (runs[i].uid);
         }
 }
 

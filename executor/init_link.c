@@ -57,6 +57,82 @@ boxer_init_link_queue (struct boxer_init_link *l, struct boxer_init_writer *w,
 
 /* A whole frame at the front of the input: 1 with *ev, 0 when more is
    needed, -1 on a length no frame has.  */
+int
+boxer_init_link_queue_start (struct boxer_init_link *l, uint32_t id,
+                             const struct boxer_init_start *s, const char *stdin_data,
+                             size_t stdin_len, struct boxer_error **err)
+{
+  struct boxer_init_writer w = { 0 };
+  size_t n;
+
+  boxer_init_frame_start (&w, BOXER_INIT_START, id);
+  boxer_init_put_u32 (&w, s->uid);
+  boxer_init_put_u32 (&w, s->gid);
+  boxer_init_put_u32 (&w, s->flags);
+  boxer_init_put_u64 (&w, s->nproc);
+  boxer_init_put_u64 (&w, s->nofile);
+  boxer_init_put_u64 (&w, s->as_bytes);
+  boxer_init_put_u64 (&w, s->wall_ms);
+  boxer_init_put_u64 (&w, s->stdout_cap);
+  boxer_init_put_u64 (&w, s->stderr_cap);
+  boxer_init_put_str (&w, s->cwd, strlen (s->cwd));
+  for (n = 0; s->argv[n]; n++)
+    ;
+  boxer_init_put_u32 (&w, (uint32_t) n);
+  for (size_t i = 0; i < n; i++)
+    boxer_init_put_str (&w, s->argv[i], strlen (s->argv[i]));
+  for (n = 0; s->env[n]; n++)
+    ;
+  boxer_init_put_u32 (&w, (uint32_t) n);
+  for (size_t i = 0; i < n; i++)
+    boxer_init_put_str (&w, s->env[i], strlen (s->env[i]));
+  if (boxer_init_link_queue (l, &w, err) < 0)
+    return -1;
+
+  for (size_t off = 0; off < stdin_len; off += BOXER_INIT_CHUNK)
+    {
+      size_t len = stdin_len - off < BOXER_INIT_CHUNK ? stdin_len - off : BOXER_INIT_CHUNK;
+      boxer_init_frame_start (&w, BOXER_INIT_STDIN, id);
+      boxer_init_put_bytes (&w, stdin_data + off, len);
+      if (boxer_init_link_queue (l, &w, err) < 0)
+        return -1;
+    }
+  boxer_init_frame_start (&w, BOXER_INIT_STDIN, id);
+  return boxer_init_link_queue (l, &w, err);
+}
+
+int
+boxer_init_link_queue_file (struct boxer_init_link *l, uint32_t id, int fd, const char *dest,
+                            struct boxer_error **err)
+{
+  struct boxer_init_writer w = { 0 };
+  cleanup_free unsigned char *chunk = xmalloc (BOXER_INIT_CHUNK);
+
+  boxer_init_frame_start (&w, BOXER_INIT_FILE_OPEN, id);
+  boxer_init_put_u32 (&w, 0);
+  boxer_init_put_u32 (&w, 0);
+  boxer_init_put_u32 (&w, 0444);
+  boxer_init_put_str (&w, dest, strlen (dest));
+  if (boxer_init_link_queue (l, &w, err) < 0)
+    return -1;
+  for (;;)
+    {
+      ssize_t n = read (fd, chunk, BOXER_INIT_CHUNK);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return boxer_error_errno (err, errno, "read an upload for '%s'", dest);
+      if (n == 0)
+        break;
+      boxer_init_frame_start (&w, BOXER_INIT_FILE_DATA, id);
+      boxer_init_put_bytes (&w, chunk, (size_t) n);
+      if (boxer_init_link_queue (l, &w, err) < 0)
+        return -1;
+    }
+  boxer_init_frame_start (&w, BOXER_INIT_FILE_CLOSE, id);
+  return boxer_init_link_queue (l, &w, err);
+}
+
 static int
 take_frame (struct boxer_init_link *l, struct boxer_init_event *ev, struct boxer_error **err)
 {

@@ -41,6 +41,17 @@ void boxer_init_link_release (struct boxer_init_link *l);
 int boxer_init_link_queue (struct boxer_init_link *l, struct boxer_init_writer *w,
                            struct boxer_error **err);
 
+/* Queue a START of id built from s (argv and env NULL-terminated), then
+   stdin in chunks and its end.  */
+int boxer_init_link_queue_start (struct boxer_init_link *l, uint32_t id,
+                                 const struct boxer_init_start *s, const char *stdin_data,
+                                 size_t stdin_len, struct boxer_error **err);
+/* Queue a whole file from fd as FILE_OPEN (root's, read-only: 0444),
+   FILE_DATA and FILE_CLOSE of id; boxer-init answers FILE_DONE or ERROR
+   later.  */
+int boxer_init_link_queue_file (struct boxer_init_link *l, uint32_t id, int fd,
+                                const char *dest, struct boxer_error **err);
+
 /* Write what is queued and wait for the next event until deadline_ms
    (monotonic, boxer_now_ms ()).  Returns 1 with *ev, 0 at the deadline or
    when cancel_fd (-1: none) became readable or hung up (*cancelled then),

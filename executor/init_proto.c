@@ -236,13 +236,16 @@ boxer_init_decode_start (const void *payload, size_t len, struct boxer_init_star
   memset (out, 0, sizeof *out);
   boxer_init_reader_init (&r, payload, len);
   if (!boxer_init_get_u32 (&r, &out->uid) || !boxer_init_get_u32 (&r, &out->gid)
+      || !boxer_init_get_u32 (&r, &out->flags) || (out->flags & ~BOXER_INIT_START_FLAGS)
       || !boxer_init_get_u64 (&r, &out->nproc) || !boxer_init_get_u64 (&r, &out->nofile)
       || !boxer_init_get_u64 (&r, &out->as_bytes) || !boxer_init_get_u64 (&r, &out->wall_ms)
       || !boxer_init_get_u64 (&r, &out->stdout_cap) || !boxer_init_get_u64 (&r, &out->stderr_cap)
       || !boxer_init_get_str (&r, BOXER_INIT_PATH_MAX, &out->cwd)
       || !get_strv (&r, BOXER_INIT_FRAME_MAX, true, &out->argv)
       || !get_strv (&r, BOXER_INIT_FRAME_MAX, false, &out->env) || !boxer_init_reader_done (&r)
-      || out->cwd[0] != '/' || out->argv[0][0] == '\0')
+      || out->cwd[0] != '/' || out->argv[0][0] == '\0'
+      /* Killing every process of uid 0 would be the whole sandbox.  */
+      || ((out->flags & BOXER_INIT_START_KILL_UID) && out->uid == 0))
     {
       boxer_init_start_release (out);
       return false;

@@ -14,7 +14,8 @@
      FILE_OPEN   u32 uid, u32 gid, u32 mode, str path     a new file (not one that exists)
      FILE_DATA   bytes                                     appended to the open file
      FILE_CLOSE                                            done: FILE_DONE or ERROR answers
-     START       u32 uid, u32 gid, u64 nproc, u64 nofile, u64 as_bytes,
+     START       u32 uid, u32 gid, u32 flags (BOXER_INIT_START_*),
+                 u64 nproc, u64 nofile, u64 as_bytes,
                  u64 wall_ms, u64 stdout_cap, u64 stderr_cap,
                  str cwd, u32 argc, str argv..., u32 envc, str env...
      STDIN       bytes; empty: end of input
@@ -45,7 +46,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BOXER_INIT_VERSION 1
+#define BOXER_INIT_VERSION 2
 /* Frames are small: data travels in chunks of at most BOXER_INIT_CHUNK.  */
 #define BOXER_INIT_FRAME_MAX (256 * 1024)
 #define BOXER_INIT_CHUNK (64 * 1024)
@@ -74,6 +75,15 @@ enum boxer_init_type
   BOXER_INIT_OUTPUT_END = 0x89,
   BOXER_INIT_ERROR = 0x8f,
 };
+
+/* START flags.  A batch's runs share one sandbox, so each gets a mount
+   namespace of its own with fresh tmpfs on /tmp, /var/tmp, /dev/shm and
+   /output (OWN_TMP), and its own uid, every process of which is killed
+   when its main process ends (KILL_UID: also what left the process
+   group).  */
+#define BOXER_INIT_START_OWN_TMP 1u
+#define BOXER_INIT_START_KILL_UID 2u
+#define BOXER_INIT_START_FLAGS (BOXER_INIT_START_OWN_TMP | BOXER_INIT_START_KILL_UID)
 
 /* EXIT flags.  */
 #define BOXER_INIT_TIMED_OUT 1u
@@ -119,7 +129,7 @@ bool boxer_init_reader_done (const struct boxer_init_reader *r);
 /* A START, decoded.  */
 struct boxer_init_start
 {
-  uint32_t uid, gid;
+  uint32_t uid, gid, flags;
   uint64_t nproc, nofile, as_bytes, wall_ms, stdout_cap, stderr_cap;
   char *cwd;
   char **argv;          /* NULL-terminated, argc >= 1 */

@@ -9,6 +9,7 @@
 
 #include "common/json.h"
 #include "common/paths.h"
+#include "expiry.h"
 #include "files.h"
 #include "records.h"
 
@@ -765,33 +766,19 @@ boxer_proto_hello_release (struct boxer_proto_hello *h)
 
 /* Run.  */
 
-json_object *
-boxer_proto_encode_run (const char *id, const struct boxer_run_request *req,
-                        const struct boxer_image *image)
+static json_object *encode_image (const struct boxer_image *image);
+
+/* cmd, env, workdir, stdin and files into o.  */
+static void
+encode_program (json_object *o, const struct boxer_run_request *req)
 {
-  json_object *o = json_object_new_object ();
-  json_object *r = json_object_new_object ();
-  json_object *lim = json_object_new_object ();
   json_object *files = json_object_new_array ();
-  json_object *img = json_object_new_object ();
 
-  json_object_object_add (o, "type", json_object_new_string ("run"));
-  json_object_object_add (o, "id", json_object_new_string (id));
-
-  json_object_object_add (r, "image", json_object_new_string (req->image));
-  json_object_object_add (r, "cmd", boxer_json_strv (req->cmd));
-  json_object_object_add (r, "env", boxer_json_strv (req->env));
-  json_object_object_add (r, "workdir", boxer_json_string_or_null (req->workdir));
-  json_object_object_add (r, "stdin", base64_encode (req->stdin_data ? req->stdin_data : "",
+  json_object_object_add (o, "cmd", boxer_json_strv (req->cmd));
+  json_object_object_add (o, "env", boxer_json_strv (req->env));
+  json_object_object_add (o, "workdir", boxer_json_string_or_null (req->workdir));
+  json_object_object_add (o, "stdin", base64_encode (req->stdin_data ? req->stdin_data : "",
                                                      req->stdin_len));
-  json_object_object_add (lim, "cpu_cores", json_object_new_double (req->limits.cpu_cores));
-  json_object_object_add (lim, "memory_mb", json_object_new_int64 (req->limits.memory_mb));
-  json_object_object_add (lim, "wall_clock_secs",
-                          json_object_new_int64 (req->limits.wall_clock_secs));
-  json_object_object_add (lim, "pids_limit", json_object_new_int64 (req->limits.pids_limit));
-  json_object_object_add (lim, "nofile", json_object_new_int64 (req->limits.nofile));
-  json_object_object_add (r, "limits", lim);
-  json_object_object_add (r, "network", json_object_new_string (network_names[req->network]));
   for (size_t i = 0; i < req->nfiles; i++)
     {
       json_object *f = json_object_new_object ();
@@ -799,15 +786,44 @@ boxer_proto_encode_run (const char *id, const struct boxer_run_request *req,
       json_object_object_add (f, "path", json_object_new_string (req->files[i].path));
       json_object_array_add (files, f);
     }
-  json_object_object_add (r, "files", files);
-  json_object_object_add (o, "request", r);
+  json_object_object_add (o, "files", files);
+}
 
-  json_object_object_add (img, "digest", json_object_new_string (image->digest));
-  json_object_object_add (img, "env", boxer_json_strv (image->env));
-  json_object_object_add (img, "entrypoint", boxer_json_strv (image->entrypoint));
-  json_object_object_add (img, "cmd", boxer_json_strv (image->cmd));
-  json_object_object_add (img, "workdir", boxer_json_string_or_null (image->workdir));
-  json_object_object_add (o, "image", img);
+static json_object *
+encode_limits (const struct boxer_limits *l)
+{
+  json_object *lim = json_object_new_object ();
+
+  json_object_object_add (lim, "cpu_cores", json_object_new_double (l->cpu_cores));
+  json_object_object_add (lim, "memory_mb", json_object_new_int64 (l->memory_mb));
+  json_object_object_add (lim, "wall_clock_secs", json_object_new_int64 (l->wall_clock_secs));
+  json_object_object_add (lim, "pids_limit", json_object_new_int64 (l->pids_limit));
+  json_object_object_add (lim, "nofile", json_object_new_int64 (l->nofile));
+  return lim;
+}
+
+/* image, limits and network into o.  */
+static void
+encode_sandbox (json_object *o, const struct boxer_run_request *req)
+{
+  json_object_object_add (o, "image", json_object_new_string (req->image));
+  json_object_object_add (o, "limits", encode_limits (&req->limits));
+  json_object_object_add (o, "network", json_object_new_string (network_names[req->network]));
+}
+
+json_object *
+boxer_proto_encode_run (const char *id, const struct boxer_run_request *req,
+                        const struct boxer_image *image)
+{
+  json_object *o = json_object_new_object ();
+  json_object *r = json_object_new_object ();
+
+  json_object_object_add (o, "type", json_object_new_string ("run"));
+  json_object_object_add (o, "id", json_object_new_string (id));
+  encode_sandbox (r, req);
+  encode_program (r, req);
+  json_object_object_add (o, "request", r);
+  json_object_object_add (o, "image", encode_image (image));
   return o;
 }
 
@@ -878,31 +894,15 @@ digest_is_valid (const char *d)
          && strspn (d + 7, "0123456789abcdef") == 64;
 }
 
-int
-boxer_proto_decode_run (json_object *msg, const struct boxer_config *cfg,
-                        struct boxer_proto_run *out, struct boxer_error **err)
+/* What a run does: cmd, env, workdir, stdin and files (a run's, or one
+   run of a batch).  */
+static int
+decode_program (json_object *r, const struct boxer_config *cfg, struct boxer_run_request *req,
+                struct boxer_error **err)
 {
-  struct boxer_run_request *req = &out->req;
-  struct boxer_proto_image *img = &out->image;
-  json_object *r, *im, *v;
-  const char *id, *s, *net;
-  size_t i;
+  const char *s;
+  json_object *v = NULL;
 
-  memset (out, 0, sizeof *out);
-  /* From a worker, anything out of order is the worker's error.  */
-  if (boxer_proto_type (msg) == NULL || strcmp (boxer_proto_type (msg), "run") != 0)
-    return bad (err, "a message that is not the run where the run was expected");
-  if (get_string (msg, "id", false, sizeof out->id - 1, &id, err) < 0)
-    return -1;
-  if (!boxer_records_id_is_valid (id))
-    return bad (err, "a malformed run id");
-  strcpy (out->id, id);
-
-  if (!json_object_object_get_ex (msg, "request", &r) || !json_object_is_type (r, json_type_object))
-    return bad (err, "'request' must be an object");
-  if (get_string (r, "image", false, BOXER_RUN_IMAGE_MAX_BYTES, &s, err) < 0)
-    return -1;
-  req->image = xstrdup (s);
   if (get_strv (r, "cmd", true, BOXER_RUN_CMD_MAX_ARGS, BOXER_RUN_CMD_MAX_BYTES, false, &req->cmd,
                 err) < 0
       || get_strv (r, "env", true, BOXER_RUN_ENV_MAX_ENTRIES, BOXER_RUN_ENV_MAX_BYTES, true,
@@ -921,6 +921,22 @@ boxer_proto_decode_run (json_object *msg, const struct boxer_config *cfg,
   if (get_base64 (r, "stdin", (size_t) cfg->upload_limit_bytes, &req->stdin_data, &req->stdin_len,
                   err) < 0)
     return -1;
+  json_object_object_get_ex (r, "files", &v);
+  return decode_files (v, req, err);
+}
+
+/* The sandbox's: image, limits, network.  */
+static int
+decode_sandbox (json_object *r, const struct boxer_config *cfg, struct boxer_run_request *req,
+                struct boxer_error **err)
+{
+  const char *s, *net;
+  json_object *v;
+  size_t i;
+
+  if (get_string (r, "image", false, BOXER_RUN_IMAGE_MAX_BYTES, &s, err) < 0)
+    return -1;
+  req->image = xstrdup (s);
   if (!json_object_object_get_ex (r, "limits", &v)
       || decode_limits (v, cfg, &req->limits, err) < 0)
     return boxer_error_make (err, BOXER_ERR_INVALID, "protocol: 'limits' missing or out of bounds");
@@ -935,9 +951,14 @@ boxer_proto_decode_run (json_object *msg, const struct boxer_config *cfg,
   if (req->network == BOXER_NETWORK_HOST && !cfg->allow_host_network)
     return boxer_error_make (err, BOXER_ERR_FORBIDDEN,
                              "network 'host' is not allowed by this server's configuration");
-  json_object_object_get_ex (r, "files", &v);
-  if (decode_files (v, req, err) < 0)
-    return -1;
+  return 0;
+}
+
+static int
+decode_image (json_object *msg, struct boxer_proto_image *img, struct boxer_error **err)
+{
+  json_object *im;
+  const char *s;
 
   if (!json_object_object_get_ex (msg, "image", &im) || !json_object_is_type (im, json_type_object))
     return bad (err, "'image' must be an object");
@@ -956,6 +977,43 @@ boxer_proto_decode_run (json_object *msg, const struct boxer_config *cfg,
     return -1;
   img->workdir = s ? xstrdup (s) : NULL;
   return 0;
+}
+
+static json_object *
+encode_image (const struct boxer_image *image)
+{
+  json_object *img = json_object_new_object ();
+
+  json_object_object_add (img, "digest", json_object_new_string (image->digest));
+  json_object_object_add (img, "env", boxer_json_strv (image->env));
+  json_object_object_add (img, "entrypoint", boxer_json_strv (image->entrypoint));
+  json_object_object_add (img, "cmd", boxer_json_strv (image->cmd));
+  json_object_object_add (img, "workdir", boxer_json_string_or_null (image->workdir));
+  return img;
+}
+
+int
+boxer_proto_decode_run (json_object *msg, const struct boxer_config *cfg,
+                        struct boxer_proto_run *out, struct boxer_error **err)
+{
+  json_object *r;
+  const char *id;
+
+  memset (out, 0, sizeof *out);
+  /* From a worker, anything out of order is the worker's error.  */
+  if (boxer_proto_type (msg) == NULL || strcmp (boxer_proto_type (msg), "run") != 0)
+    return bad (err, "a message that is not the run where the run was expected");
+  if (get_string (msg, "id", false, sizeof out->id - 1, &id, err) < 0)
+    return -1;
+  if (!boxer_records_id_is_valid (id))
+    return bad (err, "a malformed run id");
+  strcpy (out->id, id);
+
+  if (!json_object_object_get_ex (msg, "request", &r) || !json_object_is_type (r, json_type_object))
+    return bad (err, "'request' must be an object");
+  if (decode_sandbox (r, cfg, &out->req, err) < 0 || decode_program (r, cfg, &out->req, err) < 0)
+    return -1;
+  return decode_image (msg, &out->image, err);
 }
 
 void
@@ -1082,4 +1140,175 @@ boxer_proto_decode_result (json_object *msg, const struct boxer_config *cfg,
 fail:
   boxer_run_result_release (out);
   return -1;
+}
+
+/* Batch.  */
+
+size_t
+boxer_proto_batch_frame_max (const struct boxer_config *cfg)
+{
+  /* The client's body is at most upload_limit_bytes: its strings, escaped
+     again (six times at worst) or as base64, and a few fields per run.  */
+  size_t n = 6 * (size_t) cfg->upload_limit_bytes + (size_t) cfg->max_batch_runs * 512
+             + boxer_proto_run_frame_max (cfg);
+
+  return n < BOXER_PROTO_FRAME_MAX ? n : BOXER_PROTO_FRAME_MAX;
+}
+
+json_object *
+boxer_proto_encode_batch (const char *id, const struct boxer_batch_request *b,
+                          const struct boxer_image *image)
+{
+  json_object *o = json_object_new_object ();
+  json_object *r = json_object_new_object ();
+  json_object *runs = json_object_new_array ();
+
+  json_object_object_add (o, "type", json_object_new_string ("batch"));
+  json_object_object_add (o, "id", json_object_new_string (id));
+  json_object_object_add (o, "parallelism", json_object_new_int64 (b->parallelism));
+  encode_sandbox (r, &b->req);
+  json_object_object_add (o, "request", r);
+  for (size_t i = 0; i < b->nruns; i++)
+    {
+      json_object *run = json_object_new_object ();
+      json_object *lim = json_object_new_object ();
+      encode_program (run, &b->runs[i]);
+      json_object_object_add (lim, "wall_clock_secs",
+                              json_object_new_int64 (b->runs[i].limits.wall_clock_secs));
+      json_object_object_add (lim, "memory_mb",
+                              json_object_new_int64 (b->runs[i].limits.memory_mb));
+      json_object_object_add (run, "limits", lim);
+      json_object_array_add (runs, run);
+    }
+  json_object_object_add (o, "runs", runs);
+  json_object_object_add (o, "image", encode_image (image));
+  return o;
+}
+
+static int
+decode_batch_run (json_object *run, const struct boxer_config *cfg, struct boxer_run_request *req,
+                  struct boxer_error **err)
+{
+  json_object *lim;
+
+  if (!json_object_is_type (run, json_type_object))
+    return bad (err, "a batch's run must be an object");
+  if (decode_program (run, cfg, req, err) < 0)
+    return -1;
+  if (!json_object_object_get_ex (run, "limits", &lim) || !json_object_is_type (lim, json_type_object)
+      || get_int (lim, "wall_clock_secs", boxer_limits_floor.wall_clock_secs,
+                  cfg->max_limits.wall_clock_secs, &req->limits.wall_clock_secs, err) < 0
+      || get_int (lim, "memory_mb", boxer_limits_floor.memory_mb, cfg->max_limits.memory_mb,
+                  &req->limits.memory_mb, err) < 0)
+    return boxer_error_make (err, BOXER_ERR_INVALID,
+                             "protocol: a batch run's 'limits' missing or out of bounds");
+  for (size_t k = 0; k < req->nfiles; k++)
+    if (boxer_batch_path_is_private (req->files[k].path))
+      return bad (err, "a batch run's file in a directory each run has fresh");
+  return 0;
+}
+
+int
+boxer_proto_decode_batch (json_object *msg, const struct boxer_config *cfg,
+                          struct boxer_proto_batch *out, struct boxer_error **err)
+{
+  struct boxer_batch_request *b = &out->batch;
+  json_object *r, *runs;
+  const char *id;
+  size_t n;
+
+  memset (out, 0, sizeof *out);
+  if (boxer_proto_type (msg) == NULL || strcmp (boxer_proto_type (msg), "batch") != 0)
+    return bad (err, "a message that is not the batch where the batch was expected");
+  if (get_string (msg, "id", false, sizeof out->id - 1, &id, err) < 0)
+    return -1;
+  if (!boxer_expiry_id_is_valid (id, BOXER_BATCH_ID_PREFIX, BOXER_BATCH_ID_HEX))
+    return bad (err, "a malformed batch id");
+  strcpy (out->id, id);
+  if (get_int (msg, "parallelism", 1, BOXER_BATCH_MAX_PARALLELISM, &b->parallelism, err) < 0)
+    return -1;
+  if (!json_object_object_get_ex (msg, "request", &r) || !json_object_is_type (r, json_type_object))
+    return bad (err, "'request' must be an object");
+  if (decode_sandbox (r, cfg, &b->req, err) < 0)
+    return -1;
+  if (!json_object_object_get_ex (msg, "runs", &runs) || !json_object_is_type (runs, json_type_array))
+    return bad (err, "'runs' must be an array");
+  n = json_object_array_length (runs);
+  if (n < 1 || n > (size_t) cfg->max_batch_runs)
+    return bad (err, "a batch of no runs, or more than max_batch_runs");
+  b->runs = xmalloc0 (n * sizeof *b->runs);
+  for (size_t i = 0; i < n; i++)
+    {
+      b->nruns = i + 1;
+      if (decode_batch_run (json_object_array_get_idx (runs, i), cfg, &b->runs[i], err) < 0)
+        return -1;
+    }
+  return decode_image (msg, &out->image, err);
+}
+
+void
+boxer_proto_batch_release (struct boxer_proto_batch *b)
+{
+  boxer_batch_request_release (&b->batch);
+  free (b->image.digest);
+  boxer_strv_free (b->image.env);
+  boxer_strv_free (b->image.entrypoint);
+  boxer_strv_free (b->image.cmd);
+  free (b->image.workdir);
+  memset (b, 0, sizeof *b);
+}
+
+json_object *
+boxer_proto_encode_batch_result (size_t index, const struct boxer_run_result *res)
+{
+  json_object *o = boxer_proto_encode_result (res);
+
+  json_object_object_add (o, "index", json_object_new_int64 ((int64_t) index));
+  return o;
+}
+
+json_object *
+boxer_proto_encode_batch_error (size_t index, const struct boxer_error *e)
+{
+  json_object *o = boxer_proto_error (e);
+
+  json_object_object_add (o, "index", json_object_new_int64 ((int64_t) index));
+  return o;
+}
+
+json_object *
+boxer_proto_encode_batch_done (void)
+{
+  json_object *o = json_object_new_object ();
+
+  json_object_object_add (o, "type", json_object_new_string ("batch_done"));
+  return o;
+}
+
+int
+boxer_proto_decode_batch_event (json_object *msg, const struct boxer_config *cfg, size_t nruns,
+                                size_t *index, struct boxer_run_result *res,
+                                struct boxer_error **run_err, struct boxer_error **err)
+{
+  const char *type = boxer_proto_type (msg);
+  json_object *v;
+  int64_t i;
+
+  if (type && strcmp (type, "batch_done") == 0)
+    return 0;
+  if (!json_object_object_get_ex (msg, "index", &v))
+    {
+      /* The whole batch's error (or something out of place).  */
+      boxer_proto_expect (msg, "batch_done", err);
+      return -1;
+    }
+  if (get_int (msg, "index", 0, (int64_t) nruns - 1, &i, err) < 0)
+    return -1;
+  *index = (size_t) i;
+  if (type && strcmp (type, "error") == 0)
+    {
+      boxer_proto_expect (msg, "result", run_err);
+      return 2;
+    }
+  return boxer_proto_decode_result (msg, cfg, res, err) < 0 ? -1 : 1;
 }

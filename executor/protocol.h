@@ -192,6 +192,42 @@ int boxer_proto_decode_run (json_object *msg, const struct boxer_config *cfg,
                             struct boxer_proto_run *out, struct boxer_error **err);
 void boxer_proto_run_release (struct boxer_proto_run *run);
 
+/* A batch: after "admitted", a "batch" message takes the place of the
+   "run" one, and the answer is one frame per run as each ends (in the
+   order they end), a "result" or an "error" with the run's "index", then
+   {"type": "batch_done"}; or one "error" without an index for the whole
+   batch.  A batch's id is "b_" + 32 hex; its runs' results are named
+   "<batch id>/<index>".  */
+#define BOXER_BATCH_ID_PREFIX "b_"
+#define BOXER_BATCH_ID_HEX 32
+
+struct boxer_proto_batch
+{
+  char id[40];
+  struct boxer_batch_request batch;
+  struct boxer_proto_image image;
+};
+
+json_object *boxer_proto_encode_batch (const char *id, const struct boxer_batch_request *b,
+                                       const struct boxer_image *image);
+/* Checked as a run is, and: 1 <= runs <= max_batch_runs, parallelism
+   within [1, BOXER_BATCH_MAX_PARALLELISM], no file where each run has a
+   fresh directory (boxer_batch_path_is_private ()).  */
+int boxer_proto_decode_batch (json_object *msg, const struct boxer_config *cfg,
+                              struct boxer_proto_batch *out, struct boxer_error **err);
+void boxer_proto_batch_release (struct boxer_proto_batch *b);
+size_t boxer_proto_batch_frame_max (const struct boxer_config *cfg);
+
+json_object *boxer_proto_encode_batch_result (size_t index, const struct boxer_run_result *res);
+json_object *boxer_proto_encode_batch_error (size_t index, const struct boxer_error *e);
+json_object *boxer_proto_encode_batch_done (void);
+/* One frame of a batch's answer: 1 with *index and *res (a run's result),
+   2 with *index and *run_err (a run that could not start), 0 at the end,
+   -1 with *err for the batch's own error or a malformed frame.  */
+int boxer_proto_decode_batch_event (json_object *msg, const struct boxer_config *cfg,
+                                    size_t nruns, size_t *index, struct boxer_run_result *res,
+                                    struct boxer_error **run_err, struct boxer_error **err);
+
 json_object *boxer_proto_encode_result (const struct boxer_run_result *res);
 /* res->image and res->image_digest are left NULL: the worker knows them.  */
 int boxer_proto_decode_result (json_object *msg, const struct boxer_config *cfg,

@@ -4,6 +4,8 @@
 
 #include "executor.h"
 
+#include "common/paths.h"
+
 void
 boxer_run_request_release (struct boxer_run_request *req)
 {
@@ -32,4 +34,25 @@ boxer_run_result_release (struct boxer_run_result *res)
     free (res->outputs[i].path);
   free (res->outputs);
   memset (res, 0, sizeof *res);
+}
+
+void
+boxer_batch_request_release (struct boxer_batch_request *b)
+{
+  boxer_run_request_release (&b->req);
+  for (size_t i = 0; i < b->nruns; i++)
+    boxer_run_request_release (&b->runs[i]);
+  free (b->runs);
+  memset (b, 0, sizeof *b);
+}
+
+bool
+boxer_batch_path_is_private (const char *path)
+{
+  static const char *const dirs[] = { "/tmp", "/var/tmp", "/dev/shm", "/output" };
+
+  for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+    if (boxer_paths_is_under (path, dirs[i]))
+      return true;
+  return false;
 }

@@ -128,12 +128,15 @@ build_process (const struct boxer_spec_input *in)
                                           "ambient" };
 
   /* What boxer-init needs to write root-owned files, start programs as
-     another user, signal them and read back what they wrote; never
-     CAP_SYS_RESOURCE or CAP_SYS_ADMIN, under which RLIMIT_NPROC does not
-     bind.  Its programs lose them all at setuid ().  */
+     another user, signal them, read back what they wrote, and give a
+     batch's runs their own /tmp (CAP_SYS_ADMIN, for a mount namespace:
+     inside gVisor's kernel, not the host's).  Never CAP_SYS_RESOURCE.
+     Its programs lose all of them, and the bounding set too (CAP_SETPCAP),
+     before they become their user, under which RLIMIT_NPROC binds.  */
   static const char *const init_caps[] = { "CAP_CHOWN", "CAP_DAC_OVERRIDE",
                                            "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_KILL",
-                                           "CAP_SETGID", "CAP_SETUID", NULL };
+                                           "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP",
+                                           "CAP_SYS_ADMIN", NULL };
   const char *init_argv[] = { BOXER_INIT_MOUNT, NULL };
   bool init = in->init_path != NULL;
 

@@ -131,29 +131,99 @@ boxer_exec_metrics (const struct boxer_config *cfg, char **text_out, struct boxe
   return r;
 }
 
-int
-boxer_exec_run (const struct boxer_config *cfg, const char *id, const char *key,
-                const struct boxer_run_request *req, const struct boxer_image *image,
-                int client_fd, struct boxer_run_result *out, int *output_fd,
-                struct boxer_error **err)
+/* Open a run's connection and wait to be admitted: the connection, or -1.  */
+static int
+open_admitted (const struct boxer_config *cfg, const char *key, const struct boxer_image *image,
+               bool network_none, int client_fd, struct boxer_error **err)
 {
   cleanup_close int fd = connect_executor (cfg, err);
   json_object *msg;
-  int r, passed = -1;
+  int r;
 
-  *output_fd = -1;
-  memset (out, 0, sizeof *out);
   if (fd < 0)
     return -1;
-  msg = boxer_proto_open_run (key, image->reference, image->digest,
-                              req->network == BOXER_NETWORK_NONE);
+  msg = boxer_proto_open_run (key, image->reference, image->digest, network_none);
   r = boxer_proto_send (fd, msg, -1, err);
   json_object_put (msg);
   if (r < 0 || wait_frame (fd, client_fd, 64 * 1024, &msg, NULL, err) < 0)
     return -1;
   r = boxer_proto_expect (msg, "admitted", err);
   json_object_put (msg);
+  return r < 0 ? -1 : steal_fd (&fd);
+}
+
+int
+boxer_exec_batch (const struct boxer_config *cfg, const char *id, const char *key,
+                  const struct boxer_batch_request *batch, const struct boxer_image *image,
+                  int client_fd,
+                  void (*on_run) (void *data, size_t index, struct boxer_run_result *res,
+                                  const struct boxer_error *run_err),
+                  void *data, struct boxer_error **err)
+{
+  cleanup_close int fd = open_admitted (cfg, key, image, batch->req.network == BOXER_NETWORK_NONE,
+                                        client_fd, err);
+  cleanup_free bool *told = NULL;
+  size_t left = batch->nruns;
+  json_object *msg;
+  int r;
+
+  if (fd < 0)
+    return -1;
+  msg = boxer_proto_encode_batch (id, batch, image);
+  r = boxer_proto_send (fd, msg, -1, err);
+  json_object_put (msg);
   if (r < 0)
+    return -1;
+  told = xmalloc0 (batch->nruns * sizeof *told);
+  for (;;)
+    {
+      struct boxer_run_result res;
+      cleanup_error struct boxer_error *run_err = NULL;
+      size_t index;
+      int passed = -1;
+
+      memset (&res, 0, sizeof res);
+      if (wait_frame (fd, client_fd, boxer_proto_result_frame_max (cfg), &msg, &passed, err) < 0)
+        return -1;
+      if (passed >= 0)
+        close (passed);
+      r = boxer_proto_decode_batch_event (msg, cfg, batch->nruns, &index, &res, &run_err, err);
+      json_object_put (msg);
+      if (r < 0)
+        return -1;
+      if (r == 0)
+        break;
+      if (told[index])
+        {
+          boxer_run_result_release (&res);
+          return boxer_error_make (err, BOXER_ERR_INTERNAL,
+                                   "executor: run %zu of a batch reported twice", index);
+        }
+      told[index] = true;
+      left--;
+      on_run (data, index, r == 1 ? &res : NULL, run_err);
+      boxer_run_result_release (&res);
+    }
+  if (left > 0)
+    return boxer_error_make (err, BOXER_ERR_INTERNAL,
+                             "executor: a batch ended with %zu runs not reported", left);
+  return 0;
+}
+
+int
+boxer_exec_run (const struct boxer_config *cfg, const char *id, const char *key,
+                const struct boxer_run_request *req, const struct boxer_image *image,
+                int client_fd, struct boxer_run_result *out, int *output_fd,
+                struct boxer_error **err)
+{
+  cleanup_close int fd = -1;
+  json_object *msg;
+  int r, passed = -1;
+
+  *output_fd = -1;
+  memset (out, 0, sizeof *out);
+  fd = open_admitted (cfg, key, image, req->network == BOXER_NETWORK_NONE, client_fd, err);
+  if (fd < 0)
     return -1;
 
   msg = boxer_proto_encode_run (id, req, image);

@@ -24,6 +24,17 @@ int boxer_exec_run (const struct boxer_config *cfg, const char *id, const char *
                     int client_fd, struct boxer_run_result *out, int *output_fd,
                     struct boxer_error **err);
 
+/* Run a batch as id (as boxer_exec_run (), one slot of the executor).
+   on_run gets each run's end as it comes: its result (without image or
+   outputs) or, for a run that could not start, run_err.  0 once every run
+   was told; -1 with *err for the batch's own error.  */
+int boxer_exec_batch (const struct boxer_config *cfg, const char *id, const char *key,
+                      const struct boxer_batch_request *batch, const struct boxer_image *image,
+                      int client_fd,
+                      void (*on_run) (void *data, size_t index, struct boxer_run_result *res,
+                                      const struct boxer_error *run_err),
+                      void *data, struct boxer_error **err);
+
 /* Tell the executor how one request was answered (for GET /metrics),
    without waiting: a report that cannot be sent at once is dropped.  */
 void boxer_exec_report (const struct boxer_config *cfg, const struct boxer_proto_report *rep);

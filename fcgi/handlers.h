@@ -20,6 +20,10 @@ int boxer_handle_metrics (struct boxer_server *srv, struct boxer_http *http,
 int boxer_run_answer (struct boxer_server *srv, struct boxer_http *http,
                       const struct boxer_run_request *req, struct boxer_error **err);
 
+/* fcgi/batch.c */
+int boxer_handle_batch (struct boxer_server *srv, struct boxer_http *http,
+                        struct boxer_error **err);
+
 /* fcgi/files.c: uploads, one-shot multipart runs, run records.  */
 int boxer_handle_files_upload (struct boxer_server *srv, struct boxer_http *http,
                                struct boxer_error **err);

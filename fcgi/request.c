@@ -751,3 +751,204 @@ boxer_request_parse_run (const struct boxer_config *cfg, const struct boxer_api_
     }
   return 0;
 }
+
+/* POST /batch.  */
+
+static const struct
+{
+  const char *name;
+  field_parser parse;
+} batch_run_fields[] = {
+  { "cmd", parse_cmd },
+  { "env", parse_env },
+  { "workdir", parse_workdir },
+  { "stdin", parse_stdin },
+  { "files", parse_files },
+  { NULL, NULL },
+};
+
+/* A run's own limits: its wall clock and address space.  */
+static int
+parse_batch_run_limits (const struct boxer_config *cfg, json_object *v,
+                        struct boxer_run_request *run, struct boxer_error **err)
+{
+  if (!json_object_is_type (v, json_type_object))
+    return boxer_error_make (err, BOXER_ERR_INVALID, "'limits' must be an object, got %s",
+                             type_name (v));
+  json_object_object_foreach (v, key, val)
+    {
+      const struct limit_entry *e;
+
+      for (e = limit_table; e->name; e++)
+        if (strcmp (e->name, key) == 0)
+          break;
+      if (e->name == NULL || (strcmp (key, "wall_clock_secs") != 0 && strcmp (key, "memory_mb") != 0))
+        {
+          cleanup_free char *q = sanitize (key, strlen (key));
+          return boxer_error_make (err, BOXER_ERR_INVALID,
+                                   "unknown field 'limits.%s'; a batch's run has its own "
+                                   "wall_clock_secs and memory_mb (its address space), and "
+                                   "shares the batch's other limits",
+                                   q);
+        }
+      if (parse_one_limit (cfg, e, val, &run->limits, err) < 0)
+        return -1;
+    }
+  return 0;
+}
+
+static int
+parse_batch_run (const struct boxer_config *cfg, json_object *v, struct boxer_run_request *run,
+                 struct boxer_error **err)
+{
+  if (!json_object_is_type (v, json_type_object))
+    return boxer_error_make (err, BOXER_ERR_INVALID,
+                             "must be an object such as {\"cmd\": [\"python3\", \"-c\", \"print(1)\"]}, "
+                             "got %s",
+                             type_name (v));
+  json_object_object_foreach (v, key, val)
+    {
+      size_t i;
+
+      if (strcmp (key, "limits") == 0)
+        {
+          if (parse_batch_run_limits (cfg, val, run, err) < 0)
+            return -1;
+          continue;
+        }
+      for (i = 0; batch_run_fields[i].name; i++)
+        if (strcmp (batch_run_fields[i].name, key) == 0)
+          break;
+      if (batch_run_fields[i].name == NULL)
+        {
+          cleanup_free char *q = sanitize (key, strlen (key));
+          return boxer_error_make (err, BOXER_ERR_INVALID,
+                                   "unknown field '%s'; a batch's run has cmd, env, workdir, "
+                                   "stdin, files and limits (image, network and the other "
+                                   "limits are the batch's)",
+                                   q);
+        }
+      if (batch_run_fields[i].parse (cfg, val, run, err) < 0)
+        return -1;
+    }
+  for (size_t k = 0; k < run->nfiles; k++)
+    if (boxer_batch_path_is_private (run->files[k].path))
+      {
+        cleanup_free char *q = sanitize (run->files[k].path, strlen (run->files[k].path));
+        return boxer_error_make (err, BOXER_ERR_INVALID,
+                                 "'files[%zu].path' '%s': /tmp, /var/tmp, /dev/shm and /output "
+                                 "are each batch run's own and start empty; put the file "
+                                 "elsewhere, such as /work/...",
+                                 k, q);
+      }
+  return 0;
+}
+
+static int
+parse_batch (const struct boxer_config *cfg, json_object *root, struct boxer_batch_request *out,
+             struct boxer_error **err)
+{
+  json_object *runs = NULL;
+  size_t n;
+
+  json_object_object_foreach (root, key, val)
+    {
+      if (strcmp (key, "image") == 0)
+        {
+          if (parse_image (cfg, val, &out->req, err) < 0)
+            return -1;
+        }
+      else if (strcmp (key, "network") == 0)
+        {
+          if (parse_network (cfg, val, &out->req, err) < 0)
+            return -1;
+        }
+      else if (strcmp (key, "limits") == 0)
+        {
+          if (parse_limits (cfg, val, &out->req, err) < 0)
+            return -1;
+        }
+      else if (strcmp (key, "parallelism") == 0)
+        {
+          if (!json_object_is_type (val, json_type_int) || json_object_get_int64 (val) < 1
+              || json_object_get_int64 (val) > BOXER_BATCH_MAX_PARALLELISM)
+            return boxer_error_make (err, BOXER_ERR_INVALID,
+                                     "'parallelism' must be an integer from 1 to %d",
+                                     BOXER_BATCH_MAX_PARALLELISM);
+          out->parallelism = json_object_get_int64 (val);
+        }
+      else if (strcmp (key, "runs") == 0)
+        runs = val;
+      else
+        {
+          cleanup_free char *q = sanitize (key, strlen (key));
+          return boxer_error_make (err, BOXER_ERR_INVALID,
+                                   "unknown field '%s'; a batch has image, network, limits, "
+                                   "parallelism and runs",
+                                   q);
+        }
+    }
+  if (out->req.image == NULL)
+    return boxer_error_make (err, BOXER_ERR_INVALID,
+                             "'image' is required; name the image to run, such as "
+                             "\"python:3.12-slim\"");
+  if (out->req.network != BOXER_NETWORK_NONE)
+    return boxer_error_make (err, BOXER_ERR_INVALID,
+                             "a batch runs with network \"none\" only; send runs that need the "
+                             "network to POST /run");
+  if (runs == NULL || !json_object_is_type (runs, json_type_array))
+    return boxer_error_make (err, BOXER_ERR_INVALID,
+                             "'runs' is required: an array of runs such as "
+                             "[{\"cmd\": [\"python3\", \"-c\", \"print(1)\"]}]");
+  n = json_object_array_length (runs);
+  if (n == 0 || n > (size_t) cfg->max_batch_runs)
+    return boxer_error_make (err, BOXER_ERR_INVALID,
+                             "'runs' has %zu runs; a batch takes 1 to %" PRId64
+                             " (max_batch_runs)",
+                             n, cfg->max_batch_runs);
+  out->runs = xmalloc0 (n * sizeof *out->runs);
+  for (size_t i = 0; i < n; i++)
+    {
+      struct boxer_run_request *run = &out->runs[i];
+
+      out->nruns = i + 1;
+      run->limits.wall_clock_secs = out->req.limits.wall_clock_secs;
+      run->limits.memory_mb = out->req.limits.memory_mb;
+      if (parse_batch_run (cfg, json_object_array_get_idx (runs, i), run, err) < 0)
+        return boxer_error_wrap (err, "runs[%zu]", i);
+    }
+  return 0;
+}
+
+int
+boxer_request_parse_batch (const struct boxer_config *cfg, const struct boxer_api_key *key,
+                           const char *body, size_t len, struct boxer_batch_request *out,
+                           struct boxer_error **err)
+{
+  cleanup_json json_object *root = NULL;
+
+  memset (out, 0, sizeof *out);
+  out->req.limits = cfg->defaults;
+  if (key)
+    lower_to (&out->req.limits, &key->max_limits);
+  out->req.network = BOXER_NETWORK_NONE;
+  out->parallelism = 1;
+
+  if (parse_json (body, len, &root, err) < 0 || parse_batch (cfg, root, out, err) < 0
+      || (key && check_key (key, &out->req, err) < 0))
+    goto fail;
+  for (size_t i = 0; key && i < out->nruns; i++)
+    if (out->runs[i].limits.wall_clock_secs > key->max_limits.wall_clock_secs
+        || out->runs[i].limits.memory_mb > key->max_limits.memory_mb)
+      {
+        boxer_error_make (err, BOXER_ERR_FORBIDDEN,
+                          "runs[%zu]: its limits are above what this API key may use", i);
+        goto fail;
+      }
+  return 0;
+
+fail:
+  boxer_batch_request_release (out);
+  memset (out, 0, sizeof *out);
+  return -1;
+}

@@ -19,6 +19,18 @@ int boxer_request_parse_run (const struct boxer_config *cfg, const struct boxer_
                              const char *body, size_t len, struct boxer_run_request *out,
                              struct boxer_error **err);
 
+/* Parse a POST /batch JSON body: image, network, limits (the sandbox's;
+   limits.wall_clock_secs is each run's default), parallelism (default 1,
+   at most BOXER_BATCH_MAX_PARALLELISM) and runs (1 to max_batch_runs of
+   {cmd, env, workdir, stdin, files, limits: {wall_clock_secs, memory_mb}},
+   checked as POST /run's fields; a run's memory_mb, its address space,
+   defaults to the sandbox's).  Messages name the run ("runs[3].cmd ...").
+   A network other than "none", and a file where each run has a fresh
+   directory (/tmp ...), are BOXER_ERR_INVALID; key as for runs.  */
+int boxer_request_parse_batch (const struct boxer_config *cfg, const struct boxer_api_key *key,
+                               const char *body, size_t len, struct boxer_batch_request *out,
+                               struct boxer_error **err);
+
 /* The checks on req->files that span entries: at most BOXER_RUN_MAX_FILES,
    no two at the same path or one under another (BOXER_ERR_INVALID).  For
    requests whose files come from several places (multipart POST /run).  */

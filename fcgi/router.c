@@ -20,6 +20,7 @@ struct route
 /* One line per endpoint; see boxer_router_match () for the patterns.  */
 static const struct route routes[] = {
   { "POST", "/run", boxer_handle_run, false },
+  { "POST", "/batch", boxer_handle_batch, false },
   { "GET", "/health", boxer_handle_health, true },
   { "GET", "/metrics", boxer_handle_metrics, true },
   { "POST", "/files", boxer_handle_files_upload, false },
@@ -31,12 +32,27 @@ static const struct route routes[] = {
   { "DELETE", "/images/{*}", boxer_handle_images_delete, false },
 };
 
+/* Read what is left of the body, and drop it, before a refusal is
+   answered: a web server still sending it to a worker that has answered
+   and ended the request may take the closed stream for a dead worker (a
+   502 instead of our 413).  The web server bounds the body it passes on
+   (nginx: client_max_body_size), so this ends.  */
+static void
+drain_body (struct boxer_http *http)
+{
+  char chunk[65536];
+
+  while (FCGX_GetStr (chunk, sizeof chunk, http->fcgi->in) > 0)
+    ;
+}
+
 int
 boxer_http_read_body (struct boxer_http *http, size_t limit, char **out, size_t *len_out,
                       struct boxer_error **err)
 {
   const char *cl = FCGX_GetParam ("CONTENT_LENGTH", http->fcgi->envp);
-  cleanup_buf struct boxer_buf body;
+  /* Released on every return, the early refusals included.  */
+  cleanup_buf struct boxer_buf body = { 0 };
   char chunk[65536];
   int n;
 
@@ -47,15 +63,21 @@ boxer_http_read_body (struct boxer_http *http, size_t limit, char **out, size_t 
       if (*end != '\0')
         return boxer_error_make (err, BOXER_ERR_INVALID, "Content-Length is not a number");
       if (declared > limit)
-        return boxer_error_make (err, BOXER_ERR_TOO_LARGE,
-                                 "request body of %llu bytes is over the limit of %zu bytes",
-                                 declared, limit);
+        {
+          drain_body (http);
+          return boxer_error_make (err, BOXER_ERR_TOO_LARGE,
+                                   "request body of %llu bytes is over the limit of %zu bytes",
+                                   declared, limit);
+        }
     }
 
   boxer_buf_init (&body, limit);
   while ((n = FCGX_GetStr (chunk, sizeof chunk, http->fcgi->in)) > 0)
     if (boxer_buf_append (&body, chunk, n, err) < 0)
-      return boxer_error_wrap (err, "request body");
+      {
+        drain_body (http);
+        return boxer_error_wrap (err, "request body");
+      }
   *out = boxer_buf_steal (&body, len_out);
   return 0;
 }

@@ -22,7 +22,6 @@ baseline uses the flags Boxer uses (--platform=systrap --network=none
 
 import argparse
 import asyncio
-import gzip
 import json
 import os
 import shutil
@@ -34,16 +33,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT.parent / "shared" / "data" / "HumanEval.jsonl.gz"
+from _bench import (HUMANEVAL as DATA, ROOT, build_runsc, humaneval_programs as programs,
+                    integration, release_runsc_state, runsc_run, write_bundle)
+
 IMAGE = "localhost:5000/boxer/python:3.11"
-
-
-def programs(data, limit):
-    with gzip.open(data, "rt") as f:
-        probs = [json.loads(line) for line in f][:limit]
-    return [p["prompt"] + p["canonical_solution"] + "\n" + p["test"] + "\n"
-            + f"check({p['entry_point']})\n" for p in probs]
 
 
 def in_threads(fn, items, concurrency):
@@ -72,26 +65,10 @@ def bare_runsc(runsc, rootfs, env, work):
     def run(item):
         i, prog = item
         # A bundle per program, as Boxer writes one per run.
-        bundle = work / f"bundle-{i}"
-        bundle.mkdir()
-        spec = {
-            "ociVersion": "1.0.2",
-            "process": {"terminal": False, "user": {"uid": 65534, "gid": 65534},
-                        "args": ["python3", "-"], "env": env, "cwd": "/",
-                        "noNewPrivileges": True,
-                        "capabilities": {k: [] for k in ("bounding", "effective", "permitted")}},
-            "root": {"path": rootfs, "readonly": False},
-            "hostname": "bench",
-            "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
-                       {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}],
-            "linux": {"namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")]},
-        }
-        (bundle / "config.json").write_text(json.dumps(spec))
+        bundle = write_bundle(work / f"bundle-{i}", rootfs, env, ["python3", "-"])
         try:
-            p = subprocess.run([runsc, f"--root={state}", "--platform=systrap", "--network=none",
-                                "--overlay2=root:memory", "run", "--bundle", str(bundle),
-                                f"bench-{os.getpid()}-{i}"],
-                               input=prog.encode(), capture_output=True, timeout=60)
+            p = runsc_run(runsc, state, bundle, f"bench-{os.getpid()}-{i}", stdin=prog.encode(),
+                          timeout=60)
         finally:
             shutil.rmtree(bundle)
         if p.returncode != 0:
@@ -137,13 +114,11 @@ def main():
     levels = [int(c) for c in args.concurrency.split(",")]
     items = list(enumerate(programs(args.data, args.limit)))
 
-    runsc = subprocess.run([str(ROOT / "contrib/build-runsc.sh")], capture_output=True,
-                           text=True, check=True).stdout.strip()
+    runsc = build_runsc()
     stack = None
     if args.start_stack:
         os.environ.setdefault("BOXER_RUNSC", runsc)
-        sys.path.insert(0, str(ROOT / "tests" / "integration"))
-        import conftest as it
+        it = integration()
         stack = it.Stack(args.start_stack).start()
         args.url, args.config = f"http://127.0.0.1:{args.start_stack}", str(stack.config_path)
     work = Path(tempfile.mkdtemp(prefix="boxer-bench-"))
@@ -181,9 +156,7 @@ def main():
                     print(f"  round {rnd + 1}: {name} at concurrency {c}: {total:.1f} s",
                           file=sys.stderr)
     finally:
-        netns = work / "state" / "null-netns"
-        if netns.exists():
-            subprocess.run(["umount", str(netns)], capture_output=True)
+        release_runsc_state(work)
         shutil.rmtree(work, ignore_errors=True)
         if stack is not None:
             left = stack.destroy()

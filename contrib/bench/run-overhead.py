@@ -20,7 +20,8 @@ import time
 import urllib.parse
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from _bench import build_runsc, release_runsc_state, runsc_run, write_bundle
+
 ARGV = ["python3", "-c", "print(42)"]
 
 
@@ -41,29 +42,13 @@ def unsandboxed(rootfs):
 
 
 def bare_runsc(runsc, rootfs, env, work):
-    bundle = work / "bundle"
-    bundle.mkdir()
-    spec = {
-        "ociVersion": "1.0.2",
-        "process": {"terminal": False, "user": {"uid": 65534, "gid": 65534}, "args": ARGV,
-                    "env": env, "cwd": "/", "noNewPrivileges": True,
-                    "capabilities": {k: [] for k in ("bounding", "effective", "permitted")}},
-        "root": {"path": rootfs, "readonly": False},
-        "hostname": "bench",
-        "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
-                   {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}],
-        "linux": {"namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")]},
-    }
-    (bundle / "config.json").write_text(json.dumps(spec))
+    bundle = write_bundle(work / "bundle", rootfs, env, ARGV)
     state = work / "state"
     count = [0]
 
     def run():
         count[0] += 1
-        out = subprocess.run([runsc, f"--root={state}", "--platform=systrap", "--network=none",
-                              "--overlay2=root:memory", "run", "--bundle", str(bundle),
-                              f"bench-{os.getpid()}-{count[0]}"],
-                             capture_output=True, stdin=subprocess.DEVNULL, check=True)
+        out = runsc_run(runsc, state, bundle, f"bench-{os.getpid()}-{count[0]}", check=True)
         assert out.stdout == b"42\n"
     return run, state
 
@@ -93,8 +78,7 @@ def main():
     inspect = subprocess.run(["boxer-image", "--config", args.config, "inspect", args.image],
                              capture_output=True, text=True, check=True)
     image = json.loads(inspect.stdout)
-    runsc = subprocess.run([str(ROOT / "contrib/build-runsc.sh")], capture_output=True,
-                           text=True, check=True).stdout.strip()
+    runsc = build_runsc()
 
     work = Path(tempfile.mkdtemp(prefix="boxer-bench-"))
     try:
@@ -107,9 +91,7 @@ def main():
         results = {name: timed(fn, args.n) for name, fn in modes}
     finally:
         subprocess.run([runsc, f"--root={work / 'state'}", "list"], capture_output=True)
-        netns = work / "state" / "null-netns"
-        if netns.exists():
-            subprocess.run(["umount", str(netns)], capture_output=True)
+        release_runsc_state(work)
         shutil.rmtree(work, ignore_errors=True)
 
     print(f"python3 -c 'print(42)', {args.n} sequential runs per mode, ms")

@@ -26,7 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from _bench import integration, release_runsc_state, runsc_run, write_bundle
+
 PYTHON = "localhost:5000/boxer/python:3.11"
 BUSYBOX = "localhost:5000/boxer/busybox:latest"
 PROGRAMS = {PYTHON: ["python3", "-c", "pass"], BUSYBOX: ["true"]}
@@ -48,29 +49,14 @@ def post_run(port, image):
 def bare_runner(runsc, rootfs, env, argv, work):
     """A function doing one `runsc run` of a bundle, as Boxer's flags make
     them, and returning its milliseconds."""
-    bundle = work / f"bundle-{len(list(work.glob('bundle-*')))}"
-    bundle.mkdir()
-    spec = {
-        "ociVersion": "1.0.2",
-        "process": {"terminal": False, "user": {"uid": 65534, "gid": 65534}, "args": argv,
-                    "env": env, "cwd": "/", "noNewPrivileges": True,
-                    "capabilities": {k: [] for k in ("bounding", "effective", "permitted")}},
-        "root": {"path": rootfs, "readonly": False},
-        "hostname": "bench",
-        "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
-                   {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}],
-        "linux": {"namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")]},
-    }
-    (bundle / "config.json").write_text(json.dumps(spec))
+    bundle = write_bundle(work / f"bundle-{len(list(work.glob('bundle-*')))}", rootfs, env, argv)
     count = [0]
 
     def run():
         count[0] += 1
         t0 = time.perf_counter()
-        subprocess.run([runsc, f"--root={work / 'state'}", "--platform=systrap", "--network=none",
-                        "--overlay2=root:memory", "run", "--bundle", str(bundle),
-                        f"bench-{os.getpid()}-{bundle.name}-{count[0]}"],
-                       capture_output=True, stdin=subprocess.DEVNULL, check=True)
+        runsc_run(runsc, work / "state", bundle,
+                  f"bench-{os.getpid()}-{bundle.name}-{count[0]}", check=True)
         return (time.perf_counter() - t0) * 1000
     return run
 
@@ -93,8 +79,7 @@ def main():
                     help="seconds between warm requests (default 0.5)")
     args = ap.parse_args()
 
-    sys.path.insert(0, str(ROOT / "tests" / "integration"))
-    import conftest as it
+    it = integration()
     runsc = it.runsc_path()
     stacks = []
     work = Path(tempfile.mkdtemp(prefix="boxer-bench-"))
@@ -132,9 +117,7 @@ def main():
             time.sleep(args.pause)
             results["warm POST /run, python"].append(post_run(warm.port, PYTHON))
     finally:
-        netns = work / "state" / "null-netns"
-        if netns.exists():
-            subprocess.run(["umount", str(netns)], capture_output=True)
+        release_runsc_state(work)
         shutil.rmtree(work, ignore_errors=True)
         for s in stacks:
             left = s.destroy()

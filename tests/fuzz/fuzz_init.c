@@ -24,6 +24,7 @@ encode_start (const struct boxer_init_start *s, struct boxer_init_writer *w)
   boxer_init_frame_start (w, BOXER_INIT_START, 0);
   boxer_init_put_u32 (w, s->uid);
   boxer_init_put_u32 (w, s->gid);
+  boxer_init_put_u32 (w, s->flags);
   boxer_init_put_u64 (w, s->nproc);
   boxer_init_put_u64 (w, s->nofile);
   boxer_init_put_u64 (w, s->as_bytes);

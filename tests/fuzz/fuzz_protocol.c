@@ -132,6 +132,64 @@ run_round_trip (const struct boxer_proto_run *a, const struct boxer_config *cfg)
   json_object_put (enc);
 }
 
+static bool
+program_equal (const struct boxer_run_request *ra, const struct boxer_run_request *rb)
+{
+  if (!strv_equal (ra->cmd, rb->cmd) || !strv_equal (ra->env, rb->env)
+      || !str_equal (ra->workdir, rb->workdir)
+      || !bytes_equal (ra->stdin_data, ra->stdin_len, rb->stdin_data, rb->stdin_len)
+      || ra->nfiles != rb->nfiles)
+    return false;
+  for (size_t i = 0; i < ra->nfiles; i++)
+    if (strcmp (ra->files[i].id, rb->files[i].id) != 0
+        || strcmp (ra->files[i].path, rb->files[i].path) != 0)
+      return false;
+  return true;
+}
+
+static void
+batch_round_trip (const struct boxer_proto_batch *a, const struct boxer_config *cfg)
+{
+  struct boxer_image image = {
+    .digest = a->image.digest,
+    .env = a->image.env,
+    .entrypoint = a->image.entrypoint,
+    .cmd = a->image.cmd,
+    .workdir = a->image.workdir,
+  };
+  json_object *enc = boxer_proto_encode_batch (a->id, &a->batch, &image);
+  json_object *msg = through_text (enc);
+  struct boxer_proto_batch b;
+  struct boxer_error *err = NULL;
+
+  if (boxer_proto_decode_batch (msg, cfg, &b, &err) < 0)
+    abort ();
+  if (strcmp (a->id, b.id) != 0 || !str_equal (a->batch.req.image, b.batch.req.image)
+      || a->batch.parallelism != b.batch.parallelism || a->batch.nruns != b.batch.nruns
+      || a->batch.req.network != b.batch.req.network
+      || a->batch.req.limits.memory_mb != b.batch.req.limits.memory_mb
+      || strcmp (a->image.digest, b.image.digest) != 0)
+    abort ();
+  for (size_t i = 0; i < a->batch.nruns; i++)
+    {
+      const struct boxer_run_request *ra = &a->batch.runs[i], *rb = &b.batch.runs[i];
+      if (!program_equal (ra, rb) || ra->limits.wall_clock_secs != rb->limits.wall_clock_secs
+          || ra->limits.memory_mb != rb->limits.memory_mb)
+        abort ();
+      /* What the executor takes, it can run: no file where each run has
+         a fresh directory.  */
+      for (size_t k = 0; k < ra->nfiles; k++)
+        if (boxer_batch_path_is_private (ra->files[k].path))
+          abort ();
+    }
+  if (a->batch.nruns < 1 || a->batch.nruns > (size_t) cfg->max_batch_runs
+      || a->batch.parallelism < 1 || a->batch.parallelism > BOXER_BATCH_MAX_PARALLELISM)
+    abort ();
+  boxer_proto_batch_release (&b);
+  json_object_put (msg);
+  json_object_put (enc);
+}
+
 static void
 hello_round_trip (const struct boxer_proto_hello *a)
 {
@@ -259,6 +317,32 @@ decode_all (json_object *msg)
     run_round_trip (&run, &cfg);
   boxer_proto_run_release (&run);
   boxer_error_release (&err);
+
+  {
+    struct boxer_proto_batch batch;
+    r = boxer_proto_decode_batch (msg, &cfg, &batch, &err);
+    check_error (r, err);
+    if (r == 0)
+      batch_round_trip (&batch, &cfg);
+    boxer_proto_batch_release (&batch);
+    boxer_error_release (&err);
+  }
+  {
+    size_t index = 0;
+    struct boxer_run_result one;
+    struct boxer_error *run_err = NULL;
+    memset (&one, 0, sizeof one);
+    r = boxer_proto_decode_batch_event (msg, &cfg, 8, &index, &one, &run_err, &err);
+    check_error (r < 0 ? -1 : 0, err);
+    if ((r == 1 || r == 2) && index >= 8)
+      abort ();
+    if ((r == 2) != (run_err != NULL) || (run_err && run_err->msg == NULL))
+      abort ();
+    if (r == 1)
+      boxer_run_result_release (&one);
+    boxer_error_free (run_err);
+    boxer_error_release (&err);
+  }
 
   r = boxer_proto_decode_hello (msg, &hello, &err);
   check_error (r, err);

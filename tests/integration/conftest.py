@@ -270,6 +270,8 @@ class Stack(Api):
             "pull_policy": "never",
             # As deployed: only the executor is root.
             "worker_user": "boxer",
+            # The boxer-init of this build (batches and warm sandboxes).
+            "init_path": str(BUILD / "boxer-init"),
         }
         self.config.update(config or {})
         self.config_path = self.tmp / "config.json"
@@ -313,6 +315,13 @@ class Stack(Api):
         left = wait_no_leftovers(self.home, self.runsc_root) + mounts_under(self.tmp)
         if (self.home / "instance-id").exists():
             left += network_leftovers(self.home, (self.home / "instance-id").read_text(), True)
+        keep = os.environ.get("BOXER_TEST_KEEP_LOGS")
+        if keep:
+            # For a developer chasing a failure: the stack's logs outlive it.
+            dest = Path(keep) / self.tmp.name
+            dest.mkdir(parents=True, exist_ok=True)
+            for log in self.prefix.glob("*.log"):
+                shutil.copy(log, dest)
         if not left:
             shutil.rmtree(self.tmp)
         return left

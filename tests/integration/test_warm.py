@@ -8,7 +8,7 @@ The run behaviours themselves (timeouts, OOM, signals, stdin, files,
 outputs, truncation...) are test_run.py and test_files.py run again with
 BOXER_TEST_WARM=1 (contrib/test.sh does), every run in a warm sandbox.
 
-Ports: BOXER_TEST_PORT+40 .. +44."""
+Ports: BOXER_TEST_PORT+40 .. +46."""
 
 import json
 import os
@@ -194,3 +194,44 @@ def test_limits_files_and_outputs_in_a_warm_sandbox(stacks):
     status, _, _, raw = s.request("GET", f"/runs/{r['id']}/outputs/result.txt")
     assert status == 200 and raw == b"out\n"
     assert warm_runs(s) - before == 3
+
+
+def test_batch_takes_a_warm_sandbox(stacks):
+    """A batch of the pool's image runs in a warm sandbox (one of its runs
+    then finds the marker no earlier run left, and every run its own uid),
+    the pool refills, and a batch killed with its executor leaves nothing."""
+    s = stacks(46, warm_config(PYTHON))
+    s.run(image=PYTHON, cmd=["true"])
+    wait_warm(s)
+    before = warm_runs(s)
+    status, b, _, raw = s.request("POST", "/batch", {
+        "image": PYTHON, "parallelism": 2,
+        "runs": [{"cmd": ["python3", "-c", "import os; print(os.getuid(), os.listdir('/tmp'))"]}
+                 for _ in range(4)]})
+    assert status == 200, raw
+    assert warm_runs(s) == before + 1
+    outs = [r["stdout"].split(" ", 1) for r in b["results"]]
+    assert [o[1] for o in outs] == ["[]\n"] * 4
+    assert len({o[0] for o in outs}) == 4
+    assert wait_warm(s)[0]["ready"] == 2
+
+    # The executor dies mid-batch: its next server sweeps the sandbox.
+    done = {}
+
+    def send():
+        done["answer"] = s.request("POST", "/batch", {
+            "image": PYTHON, "runs": [{"cmd": ["sleep", "30"]}]})[0]
+
+    t = threading.Thread(target=send)
+    t.start()
+    time.sleep(2)
+    server = s.executor_server_pid()
+    os.kill(server, signal.SIGKILL)
+    t.join(60)
+    assert done["answer"] == 503
+    deadline = time.monotonic() + 30
+    while s.executor_server_pid() in (None, server):
+        assert time.monotonic() < deadline, "no new executor server"
+        time.sleep(0.1)
+    left = wait_no_leftovers(s.home, s.runsc_root, timeout=30)
+    assert not left, f"left behind by the killed server: {left}"

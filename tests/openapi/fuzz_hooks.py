@@ -2,7 +2,7 @@
 
 The fuzzed stack has the test images loaded and no registry: it lives in a
 network namespace with only loopback. So that generated runs actually run,
-every image a POST /run names is swapped for a loaded one; the rest of the
+every image a POST /run or /batch names is swapped for a loaded one; the rest of the
 request (cmd, env, limits, files, ...) is left as generated. The server
 may pull only from BOXER_FUZZ_REGISTRY, a configured registry on loopback
 where nothing listens (docker.io, of the document's examples, is mirrored
@@ -75,10 +75,42 @@ def swap_image(request):
         request["image"] = loaded_for(image)
 
 
+# The fuzzed server's max_limits, below the document's (the default
+# config's): a batch's limits appear at two levels, and as generated most
+# batches would ask for more than that server allows.
+MAX_LIMITS = json.loads(os.environ.get("BOXER_FUZZ_MAX_LIMITS", "{}"))
+_LIMITS = _doc["components"]["schemas"]["Limits"]["properties"]
+
+
+def clamp_limits(limits):
+    """Lower to the server's maximum each limit the document accepts
+    (a negative case stays negative)."""
+    if not isinstance(limits, dict):
+        return
+    for name, most in MAX_LIMITS.items():
+        value = limits.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and _LIMITS[name]["minimum"] <= value <= _LIMITS[name]["maximum"] \
+                and (isinstance(value, float) or _LIMITS[name]["type"] == "integer"):
+            limits[name] = type(value)(min(value, most))
+
+
+def clamp_batch(body):
+    if not isinstance(body, dict):
+        return
+    clamp_limits(body.get("limits"))
+    for run in body.get("runs") if isinstance(body.get("runs"), list) else []:
+        if isinstance(run, dict):
+            clamp_limits(run.get("limits"))
+
+
 @schemathesis.hook
 def map_case(context, case):
     op = (case.operation.method.upper(), case.operation.path)
-    if op == ("POST", "/run"):
+    if op == ("POST", "/batch"):
+        swap_image(case.body)
+        clamp_batch(case.body)
+    elif op == ("POST", "/run"):
         body = case.body
         if isinstance(body, dict) and isinstance(body.get("request"), dict):
             swap_image(body["request"])     # multipart: the request part
@@ -122,13 +154,14 @@ def before_call(context, case, kwargs):
 def filter_failure(context, failure, case, response):
     """Keep every failure but two that are right:
     - a pull's 502 registry_error, with no registry to reach (POST
-      /images/pull, or POST /run of an image not loaded);
+      /images/pull, or POST /run or /batch of an image not loaded);
     - DELETE in the Allow header of /images/pull: `DELETE /images/pull`
       removes the image named `pull` (DELETE /images/{reference}), as
       openapi.yaml says, but schemathesis reads the path as /images/pull
       alone."""
     path = case.operation.path
-    if (case.operation.method.upper(), path) in (("POST", "/images/pull"), ("POST", "/run")) \
+    if (case.operation.method.upper(), path) in (("POST", "/images/pull"), ("POST", "/run"),
+                                                 ("POST", "/batch")) \
             and response.status_code == 502:
         try:
             return response.json()["error"]["code"] != "registry_error"

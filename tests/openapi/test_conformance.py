@@ -167,6 +167,42 @@ def test_run_errors(api, body, expect, wanted):
     assert (status, code(parsed)) == (expect, wanted), parsed
 
 
+# --- POST /batch ---------------------------------------------------------
+
+def test_batch_results(api):
+    _, r, _ = call(api, "POST", "/batch", {
+        "image": BUSYBOX, "parallelism": 2, "network": "none",
+        "limits": {"memory_mb": 128, "wall_clock_secs": 5},
+        "runs": [{"cmd": ["echo", "hi"]},
+                 {"cmd": ["sh", "-c", "cat; printf '\\377' >&2; exit 3"], "stdin": "in",
+                  "env": {"A": "1"}, "workdir": "/", "limits": {"wall_clock_secs": 2,
+                                                                 "memory_mb": 64}},
+                 {"cmd": ["sleep", "30"], "limits": {"wall_clock_secs": 1}},
+                 {"cmd": ["true"], "files": [{"id": "f_" + "0" * 32, "path": "/work/x"}]}]},
+        expect=200)
+    hi, three, slow, missing = r["results"]
+    assert (hi["stdout"], hi["index"], hi["signal"]) == ("hi\n", 0, None)
+    assert (three["exit_code"], three["stdout"], three["stderr"]) == (3, "in", "\ufffd")
+    assert slow["timed_out"] is True and slow["signal"] == 9
+    assert missing["error"]["code"] == "file_not_found" and missing["exit_code"] == -1
+
+
+@pytest.mark.parametrize("body, expect, wanted", [
+    (b"{", 400, "invalid_request"),
+    ({"image": BUSYBOX}, 400, "invalid_request"),
+    ({"image": BUSYBOX, "runs": [{"cmd": ["true"]}], "network": "sandbox"}, 400,
+     "invalid_request"),
+    ({"image": BUSYBOX, "runs": [{"cmd": ["true"]}], "network": "host"}, 403, "forbidden"),
+    ({"image": BUSYBOX, "runs": [{"cmd": ["true"]}], "limits": {"memory_mb": 10 ** 9}}, 400,
+     "invalid_request"),
+    ({"image": "localhost:5000/nope/missing:1", "runs": [{"cmd": ["true"]}]}, 404,
+     "image_not_found"),
+])
+def test_batch_errors(api, body, expect, wanted):
+    status, parsed, _ = call(api, "POST", "/batch", body, JSON)
+    assert (status, code(parsed)) == (expect, wanted), parsed
+
+
 def test_run_too_large_and_wrong_type(api):
     big = {"image": BUSYBOX, "cmd": ["true"], "stdin": "x" * (api.config["upload_limit_bytes"] + 1)}
     status, parsed, _ = call(api, "POST", "/run", big)

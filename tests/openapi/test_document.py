@@ -222,6 +222,29 @@ def test_run_request_fields_are_the_parsers():
     assert SCHEMAS["RunRequest"]["additionalProperties"] is False
 
 
+def test_batch_fields_are_the_parsers():
+    text = source("fcgi/request.c")
+    table = re.search(r"batch_run_fields\[\] = \{(.*?)\n\};", text, re.S).group(1)
+    # limits has a parser of its own (a run's two limits).
+    fields = set(re.findall(r'\{\s*"(\w+)",\s*\w+\s*\}', table)) | {"limits"}
+    assert set(SCHEMAS["BatchRun"]["properties"]) == fields
+    assert set(SCHEMAS["BatchRunLimits"]["properties"]) == {"wall_clock_secs", "memory_mb"}
+    top = c_function("fcgi/request.c", "parse_batch")
+    assert set(SCHEMAS["BatchRequest"]["properties"]) == set(re.findall(r'strcmp \(key, "(\w+)"\)', top))
+    for name in ("BatchRequest", "BatchRun", "BatchRunLimits", "BatchFileMount", "BatchResult",
+                 "BatchRunResult"):
+        assert SCHEMAS[name]["additionalProperties"] is False, name
+
+
+def test_batch_run_result_is_a_run_result():
+    run, batch = SCHEMAS["RunResult"], SCHEMAS["BatchRunResult"]
+    assert set(batch["properties"]) == set(run["properties"]) | {"index", "error"}
+    assert set(batch["required"]) == set(run["required"]) | {"index"}
+    handler = source("fcgi/batch.c")
+    for key in ("id", "index", "error"):
+        assert f'"{key}"' in handler, key
+
+
 def c_limits(text):
     return {k: float(v) for k, v in re.findall(r"\.(\w+) = ([0-9.]+)", text)}
 

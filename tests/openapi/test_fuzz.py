@@ -64,14 +64,15 @@ def test_fuzz_the_api(isolated_stack, tmp_path):
     # listens, and from docker.io (the document's examples), mirrored
     # there: every other reference is refused before any lookup, so no
     # host name is ever resolved.
+    max_limits = {"memory_mb": 512, "wall_clock_secs": 3, "cpu_cores": 1, "pids_limit": 128,
+                  "nofile": 1024}
     s = isolated_stack({"pull_policy": "if-not-present", "registry_timeout_secs": 2,
                         "registries": {DEAD_REGISTRY: {"insecure": True},
                                        "docker.io": {"mirror": f"http://{DEAD_REGISTRY}",
                                                      "insecure": True}},
                         "allowed_registries": [],
                         "defaults": {"wall_clock_secs": 3, "memory_mb": 64},
-                        "max_limits": {"memory_mb": 512, "wall_clock_secs": 3, "cpu_cores": 1,
-                                       "pids_limit": 128, "nofile": 1024}}, workers=2).start()
+                        "max_limits": max_limits}, workers=2).start()
     # A run with outputs, and images that DELETE /images may remove: real
     # identifiers for the hooks (fuzz_hooks.py) to use now and then.
     made = s.run(["curl", "-sS", "-H", "Content-Type: application/json", "--data-binary",
@@ -92,6 +93,7 @@ def test_fuzz_the_api(isolated_stack, tmp_path):
                BOXER_FUZZ_IMAGES=json.dumps([BUSYBOX, PYTHON, NOCMD]),
                BOXER_FUZZ_REGISTRY=DEAD_REGISTRY,
                BOXER_FUZZ_RUN=json.dumps({"id": run_id, "outputs": OUTPUTS}),
+               BOXER_FUZZ_MAX_LIMITS=json.dumps(max_limits),
                BOXER_FUZZ_DELETABLE=json.dumps(deletable))
     cmd = [str(Path(sys.executable).parent / "schemathesis"),
            "--config-file", str(HERE / "schemathesis.toml"), "run", str(DOCUMENT),

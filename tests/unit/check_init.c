@@ -153,6 +153,8 @@ stop_init (struct init *in)
 struct start_opts
 {
   uint64_t wall_ms, out_cap, err_cap, nofile, nproc;
+  uint32_t flags;
+  uint32_t uid;                 /* 0: run_uid () */
   const char *cwd;
   const char *const *env;
 };
@@ -170,8 +172,9 @@ send_start (struct init *in, uint32_t id, const char *const *argv, const struct 
   while (env[envc])
     envc++;
   boxer_init_frame_start (&w, BOXER_INIT_START, id);
-  boxer_init_put_u32 (&w, run_uid ());
-  boxer_init_put_u32 (&w, geteuid () == 0 ? NOBODY : getegid ());
+  boxer_init_put_u32 (&w, o && o->uid ? o->uid : run_uid ());
+  boxer_init_put_u32 (&w, o && o->uid ? o->uid : geteuid () == 0 ? NOBODY : getegid ());
+  boxer_init_put_u32 (&w, o ? o->flags : 0);
   boxer_init_put_u64 (&w, o && o->nproc ? o->nproc : 0);
   boxer_init_put_u64 (&w, o && o->nofile ? o->nofile : 0);
   boxer_init_put_u64 (&w, 0);
@@ -459,6 +462,51 @@ START_TEST (test_what_a_program_leaves_is_killed)
       usleep (10000);
     ck_assert_int_eq (kill ((pid_t) pid, 0), -1);
   }
+}
+END_TEST
+
+/* A batch's run (root only: it takes a uid and a mount namespace): its
+   /tmp is its own, nothing of the bounding set reaches it, and what it
+   started in a session of its own dies with it.  */
+START_TEST (test_batch_run_is_alone)
+{
+  struct init in;
+  struct outcome o;
+  struct start_opts batch = { .flags = BOXER_INIT_START_OWN_TMP | BOXER_INIT_START_KILL_UID,
+                              .uid = 190000 + (uint32_t) (getpid () % 10000) };
+  char marker[64];
+  long child;
+
+  if (geteuid () != 0)
+    return;
+  snprintf (marker, sizeof marker, "/tmp/boxer-check-init-%d", (int) getpid ());
+  start_init (&in);
+  {
+    cleanup_free char *script = xasprintf ("echo x > %s && test -z \"$(ls -A /tmp | grep -v boxer-check-init)\" && "
+                                           "grep CapBnd /proc/self/status && id -u && "
+                                           "setsid sleep 60 > /dev/null 2>&1 < /dev/null & "
+                                           "sleep 0.2; pgrep -u %u -x sleep",
+                                           marker, batch.uid);
+    run_sh (&in, 1, script, &batch, &o);
+  }
+  ck_assert_msg (o.status == 0, "status %u: %s", o.status, o.err);
+  ck_assert_ptr_nonnull (strstr (o.out, "CapBnd:\t0000000000000000\n"));
+  {
+    char *line = strrchr (o.out, '\n');
+    ck_assert_ptr_nonnull (line);
+    *line = '\0';
+    line = strrchr (o.out, '\n');
+    child = strtol (line ? line + 1 : o.out, NULL, 10);
+  }
+  ck_assert_int_gt (child, 0);
+  /* Written into the run's own /tmp, never the one outside.  */
+  ck_assert_int_eq (access (marker, F_OK), -1);
+  outcome_release (&o);
+  for (int i = 0; i < 200 && kill ((pid_t) child, 0) == 0; i++)
+    usleep (10000);
+  ck_assert_int_eq (kill ((pid_t) child, 0), -1);
+
+  stop_init (&in);
 }
 END_TEST
 
@@ -844,6 +892,7 @@ main (void)
   tcase_add_test (tc, test_stdin);
   tcase_add_test (tc, test_limits);
   tcase_add_test (tc, test_what_a_program_leaves_is_killed);
+  tcase_add_test (tc, test_batch_run_is_alone);
   tcase_add_test (tc, test_files);
   tcase_add_test (tc, test_collect);
   tcase_add_test (tc, test_malformed_commands);

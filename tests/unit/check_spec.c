@@ -209,13 +209,14 @@ START_TEST (test_spec_init)
   ck_assert_int_eq (json_object_get_int (at (spec, "process.user.uid")), 0);
   ck_assert_int_eq (json_object_get_int (at (spec, "process.user.gid")), 0);
   ck_assert (json_object_get_boolean (at (spec, "process.noNewPrivileges")));
-  /* Nothing its programs could inherit, and never the capabilities under
-     which RLIMIT_NPROC stops binding.  */
+  /* Nothing its programs could inherit (boxer-init drops the rest before
+     it starts them: check_init.c), and never CAP_SYS_RESOURCE.  */
   ck_assert_int_eq (json_object_array_length (at (spec, "process.capabilities.ambient")), 0);
   ck_assert_int_eq (json_object_array_length (at (spec, "process.capabilities.inheritable")), 0);
   ck_assert_str_eq (json_object_to_json_string (at (spec, "process.capabilities.bounding")),
                     "[ \"CAP_CHOWN\", \"CAP_DAC_OVERRIDE\", \"CAP_DAC_READ_SEARCH\", "
-                    "\"CAP_FOWNER\", \"CAP_KILL\", \"CAP_SETGID\", \"CAP_SETUID\" ]");
+                    "\"CAP_FOWNER\", \"CAP_KILL\", \"CAP_SETGID\", \"CAP_SETUID\", "
+                    "\"CAP_SETPCAP\", \"CAP_SYS_ADMIN\" ]");
   ck_assert_str_eq (json_object_to_json_string (at (spec, "process.capabilities.effective")),
                     json_object_to_json_string (at (spec, "process.capabilities.bounding")));
   ck_assert_int_eq (json_object_get_int64 (at (rlimit_named (spec, "RLIMIT_NPROC"), "hard")), 32);

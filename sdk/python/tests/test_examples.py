@@ -76,6 +76,68 @@ def test_humaneval_broken_samples(url, example_env, data, tmp_path):
     assert {r["exception"] for r in recs[1::2]} <= {"AssertionError", "TypeError"}
 
 
+def test_humaneval_canonical_batch(url, example_env, data, tmp_path):
+    """--batch: the same 164/164 through batches of 40 runs (the test
+    stack's 2 cores: two at once), each verdict signed by its harness."""
+    results = tmp_path / "results.jsonl"
+    p = example(example_env, EVALUATE, "--url", url, "--image", PYTHON, "--canonical",
+                "--batch", "--batch-size", "40", "--concurrency", "2", "--data", data,
+                "--results", results)
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = p.stdout.splitlines()
+    assert out[-1] == "pass@1: 164/164 (100.0%)"
+    assert re.fullmatch(r"scored 164 samples of 164 problems in [\d.]+ s at concurrency 2 "
+                        r"in 5 batches, 0 graded again alone", out[-2]), out[-2]
+    recs = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [r["index"] for r in recs] == list(range(164))
+    assert all(r["passed"] and r["verified"] and r["result"] == "passed" for r in recs)
+    assert all(re.fullmatch(r"b_[0-9a-f]{32}/\d+", r["run_id"]) for r in recs)
+    assert len({r["run_id"].split("/")[0] for r in recs}) == 5
+    assert not any("batch_result" in r for r in recs)
+
+
+def test_humaneval_broken_samples_batch(url, example_env, data, tmp_path):
+    """--batch with samples that all fail: each failure is graded again
+    alone, and that verdict is the one reported. No --batch-size: the
+    batches the test stack finds too large (its upload_limit_bytes) are
+    split until they fit."""
+    samples = tmp_path / "broken.jsonl"
+    with open(samples, "w") as f:
+        for i, pr in enumerate(problems()):
+            completion = "    return None\n" if i % 2 else "    return (\n"
+            f.write(json.dumps({"task_id": pr["task_id"], "completion": completion}) + "\n")
+    results = tmp_path / "results.jsonl"
+    p = example(example_env, EVALUATE, "--url", url, "--image", PYTHON, "--samples", samples,
+                "--batch", "--concurrency", "2", "--results", results, "--data", data)
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = p.stdout.splitlines()
+    assert out[-1] == "pass@1: 0/164 (0.0%)"
+    assert re.fullmatch(r"scored 164 samples of 164 problems in [\d.]+ s at concurrency 2 "
+                        r"in \d+ batch(?:es)?, 164 graded again alone", out[-2]), out[-2]
+    recs = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [r["index"] for r in recs] == list(range(164))
+    assert not any(r["passed"] for r in recs)
+    assert all(r["verified"] and r["result"].startswith("failed: ") for r in recs)
+    # The batch's verdict was the same failure; the final one is a run's own.
+    assert all(r["batch_result"] == r["result"] for r in recs), \
+        [r for r in recs if r["batch_result"] != r["result"]][:3]
+    assert all(r["run_id"].startswith("r_") for r in recs)
+    assert recs[0]["exception"] == "SyntaxError" and "was never closed" in recs[0]["result"]
+
+
+def test_humaneval_batch_refused(url, example_env, data):
+    """A batch the server refuses as a whole: every sample of it is an
+    error (exit status 1), reported once, with what --batch asked for."""
+    p = example(example_env, EVALUATE, "--url", url, "--image", PYTHON, "--canonical",
+                "--batch", "--limit", "3", "--concurrency", "2", "--batch-cpu-cores", "1000",
+                "--data", data)
+    assert p.returncode == 1
+    assert p.stdout.splitlines()[-1] == "pass@1: 0/3 (0.0%)"
+    assert "3 could not be run" in p.stdout
+    assert "a batch of 3 samples (HumanEval/0 to HumanEval/2) could not be run" in p.stderr
+    assert "cpu_cores" in p.stderr and "sandbox of 1000 cores" in p.stderr
+
+
 def test_humaneval_bad_input(url, example_env, data, tmp_path):
     samples = tmp_path / "s.jsonl"
     samples.write_text(json.dumps({"task_id": "HumanEval/9999", "completion": ""}) + "\n")
@@ -87,6 +149,10 @@ def test_humaneval_bad_input(url, example_env, data, tmp_path):
     p = example(example_env, EVALUATE, "--url", url, "--canonical", "--data", data,
                 "--timeout", "0")
     assert p.returncode == 2 and "--timeout" in p.stderr
+    for flag, value in (("--batch-size", "0"), ("--batch-cpu-cores", "0")):
+        p = example(example_env, EVALUATE, "--url", url, "--canonical", "--data", data,
+                    "--batch", flag, value)
+        assert p.returncode == 2 and flag in p.stderr
     p = example(example_env, EVALUATE, "--url", url, "--generate", "m", "--limit", "1",
                 "--data", data)
     assert p.returncode != 0 and "OPENAI_API_KEY" in p.stderr

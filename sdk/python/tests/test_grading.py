@@ -103,9 +103,11 @@ def evaluate(env, *args, timeout=900):
                           text=True, timeout=timeout, env=env)
 
 
-def test_agreement_with_the_reference_grader(url, example_env, tmp_path):
+@pytest.mark.parametrize("batch", [False, True], ids=["run", "batch"])
+def test_agreement_with_the_reference_grader(url, example_env, tmp_path, batch):
     """The acceptance test of issue 11: the example and the reference grade
-    the same mixed set, and every verdict is the same."""
+    the same mixed set, and every verdict is the same; with --batch too
+    (many programs per sandbox, the failures graded again alone)."""
     problems = load_problems()
     samples = grading_samples.samples(problems)
     assert len({s["task_id"] for s in samples}) >= 30 and len(samples) >= 300
@@ -118,9 +120,11 @@ def test_agreement_with_the_reference_grader(url, example_env, tmp_path):
     t0 = time.monotonic()
     ref = Reference(problems, samples, tmp_path)
     results = tmp_path / "results.jsonl"
+    # --batch: four runs at once in a sandbox of the test stack's 2 cores.
     p = evaluate(example_env, "--url", url, "--image", PYTHON, "--data", HUMANEVAL,
                  "--samples", path, "--results", results, "--concurrency", "4",
-                 "--timeout", DEFAULT_TIMEOUT)
+                 "--timeout", DEFAULT_TIMEOUT,
+                 *(["--batch", "--batch-cpu-cores", "2"] if batch else []))
     boxer_secs = time.monotonic() - t0
     assert p.returncode == 0, p.stderr[-3000:]
     want = ref.results()
@@ -131,6 +135,11 @@ def test_agreement_with_the_reference_grader(url, example_env, tmp_path):
     assert [r["completion_id"] for r in got] == [f"c{i}" for i in range(len(samples))]
     assert [r["task_id"] for r in got] == [s["task_id"] for s in samples]
     assert all(r["verified"] for r in got), [r for r in got if not r["verified"]][:3]
+    if batch:
+        # A failure is final only from a run of its own; whatever did not
+        # pass in a batch says how it went there.
+        assert all(r["run_id"].startswith("r_") for r in got if not r["passed"])
+        assert all(("batch_result" in r) == r["run_id"].startswith("r_") for r in got)
 
     differ = [(i, samples[i]["kind"], samples[i]["task_id"], want[i], got[i]["result"])
               for i in range(len(samples)) if want[i][0] != got[i]["passed"]]
@@ -147,6 +156,9 @@ def test_agreement_with_the_reference_grader(url, example_env, tmp_path):
             assert not any(verdicts), kind
     assert all(kinds["print_passed+correct"]) and all(kinds["fork_outlives+correct"])
     n_ref = sum(v[0] for v in want.values())
+    if batch:
+        # Not vacuous: most passes came from the batches themselves.
+        assert sum(r["run_id"].startswith("b_") for r in got) >= n_ref // 2
     print(f"\nagreement: {len(samples)} samples of {len(kinds)} kinds on "
           f"{len({s['task_id'] for s in samples})} problems; the reference passed {n_ref}, "
           f"Boxer {sum(r['passed'] for r in got)}; Boxer took {boxer_secs:.0f} s")
@@ -251,6 +263,33 @@ def test_tricks_on_the_harness(client, name):
         wrong = humaneval_program(pr, grading_samples.WRONG + "\n" + code + "\n")
         v = grade(client, PYTHON, wrong)
         assert not v.passed and v.verified and v.exception in ("AssertionError", "TypeError"), v
+
+
+def test_tricks_in_a_batch_reach_no_other_run(client):
+    """GradingRun.batch_run: each trick on the harness (on a correct
+    solution) as a run of one batch, a canonical program after each, two
+    at a time. A trick never passes where it fails alone, and no canonical
+    neighbour fails: the runs share a sandbox, but each is a user of its
+    own, so no run can signal, trace or read another's harness."""
+    pr = load_problems()[4]
+    programs = []
+    for name in sorted(HOSTILE):
+        programs.append((name, humaneval_program(
+            pr, pr["canonical_solution"] + "\n" + HOSTILE[name][0] + "\n")))
+        programs.append(("canonical", humaneval_program(pr, pr["canonical_solution"])))
+    graders = [prepare(program) for _, program in programs]
+    b = client.batch(PYTHON, [g.batch_run() for g in graders], parallelism=2,
+                     limits={"memory_mb": 512, "cpu_cores": 2})
+    assert len(b) == len(programs) and all(r.error is None for r in b)
+    for (name, _), g, r in zip(programs, graders, b):
+        v = g.verdict(r)
+        if name == "canonical":
+            assert v.passed and v.verified, (name, v)
+        else:
+            assert HOSTILE[name][1] or not v.passed, (name, v)
+        # The verdict line is this run's: another run's key does not check.
+        other = graders[(graders.index(g) + 1) % len(graders)]
+        assert not other.verdict(r).verified
 
 
 def test_the_reference_passes_a_fork_that_runs_the_check(tmp_path):

@@ -154,6 +154,52 @@ def test_run_read_timeout_is_not_resent(mode):
     assert len(s.seen) == 1
 
 
+BATCH = {"id": "b_" + "0" * 32, "image": "img", "image_digest": "sha256:" + "0" * 64,
+         "results": [{**RESULT, "id": "b_" + "0" * 32 + "/0", "index": 0}]}
+
+
+def batch(mode, client):
+    return call(mode, client.batch, "img", [{"cmd": ["true"]}], parallelism=1)
+
+
+def test_batch_is_retried_as_a_run_is(mode):
+    """busy or 429 with Retry-After: the server started none of the runs; a
+    connection never made: it never saw the batch. Both are sent again."""
+    s = Server(error(503, "busy", {"Retry-After": "0"}),
+               error(429, "too_many_requests", {"Retry-After": "0"}),
+               httpx.ConnectError("refused"), httpx.Response(200, json=BATCH))
+    b = batch(mode, make(mode, s, max_retries=3))
+    assert b[0].stdout == "ok\n" and b[0].index == 0
+    assert s.seen == [("POST", "/batch")] * 4
+    s = Server(error(503, "busy", {"Retry-After": "0"}))
+    with pytest.raises(boxer.BusyError):
+        batch(mode, make(mode, s, max_retries=1))
+    assert len(s.seen) == 2
+
+
+def test_batch_that_may_have_started_is_never_resent(mode):
+    s = Server(httpx.RemoteProtocolError("server disconnected"), httpx.Response(200, json=BATCH))
+    with pytest.raises(boxer.BoxerConnectionError, match="connection failed"):
+        batch(mode, make(mode, s))
+    assert s.seen == [("POST", "/batch")]
+    s = Server(httpx.ReadTimeout("slow"), httpx.Response(200, json=BATCH))
+    with pytest.raises(boxer.BoxerTimeoutError,
+                       match=r"no answer within 330 s \(ceil\(runs / parallelism\)"):
+        batch(mode, make(mode, s))
+    assert s.seen == [("POST", "/batch")]
+
+
+def test_batch_upload_is_resent_after_a_reset(mode):
+    """The upload before a batch is safe to repeat (a second copy expires
+    like the first); the batch then goes once."""
+    files = {"files": [{"id": "f_1", "name": "a", "size": 1, "sha256": "0" * 64}]}
+    s = Server(httpx.RemoteProtocolError("reset"), httpx.Response(201, json=files),
+               httpx.Response(200, json=BATCH))
+    b = call(mode, make(mode, s).batch, "img", [{"cmd": ["cat", "/w/a"], "files": {"/w/a": b"x"}}])
+    assert b[0].ok
+    assert s.seen == [("POST", "/files"), ("POST", "/files"), ("POST", "/batch")]
+
+
 def test_idempotent_request_is_resent_after_a_reset(mode):
     s = Server(httpx.RemoteProtocolError("reset"), httpx.Response(200, json=HEALTH))
     assert call(mode, make(mode, s).health).status == "ok"

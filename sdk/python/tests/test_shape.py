@@ -95,13 +95,14 @@ def test_results_are_frozen_and_documented():
     assert r.outputs == (boxer.OutputFile("a/b.txt", 3),)
     assert r.started_at.year == 2026 and r.started_at.utcoffset().total_seconds() == 0
     assert r.raw["new_field_of_a_later_server"] == 1
-    for cls in (boxer.RunResult, boxer.OutputFile, boxer.UploadedFile, boxer.ImageInfo,
-                boxer.Health, boxer.Limits):
+    classes = (boxer.RunResult, boxer.OutputFile, boxer.UploadedFile, boxer.ImageInfo,
+               boxer.Health, boxer.Limits, boxer.BatchRun, boxer.BatchResult,
+               boxer.BatchRunError)
+    for cls in classes:
         assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen, cls
         assert cls.__doc__, cls
     # Every public field has a documenting comment (#:) in the source.
-    for cls in (boxer.RunResult, boxer.OutputFile, boxer.UploadedFile, boxer.ImageInfo,
-                boxer.Health, boxer.Limits):
+    for cls in classes:
         body = inspect.getsource(cls)
         for f in dataclasses.fields(cls):
             if f.name not in ("raw", "_client"):

@@ -8,14 +8,15 @@ sandboxes::
                             cmd=["python3", "-c", "print('hello world')"])
         print(result.stdout, result.exit_code, result.wall_ms)
 
-:class:`AsyncBoxerClient` has the same methods as coroutines.
+:class:`AsyncBoxerClient` has the same methods as coroutines;
+``client.batch(image, runs, parallelism=N)`` runs many commands in one
+sandbox and returns their results in order.
 :mod:`boxer.grading` grades untrusted programs on a verdict channel they
 cannot write (not by their exit status).
 """
 
 from ._async_client import AsyncBoxerClient, AsyncImages
 from ._client import BoxerClient, Images
-from ._core import FileSource
 from ._errors import (
     APIError,
     BadRequestError,
@@ -40,7 +41,19 @@ from ._errors import (
     UnauthorizedError,
     UnsupportedMediaTypeError,
 )
-from ._types import AsyncRunResult, Health, ImageInfo, Limits, OutputFile, RunResult, UploadedFile
+from ._types import (
+    AsyncRunResult,
+    BatchResult,
+    BatchRun,
+    BatchRunError,
+    FileSource,
+    Health,
+    ImageInfo,
+    Limits,
+    OutputFile,
+    RunResult,
+    UploadedFile,
+)
 from ._version import __version__
 from . import grading
 
@@ -53,6 +66,9 @@ __all__ = [
     "Limits",
     "RunResult",
     "AsyncRunResult",
+    "BatchRun",
+    "BatchResult",
+    "BatchRunError",
     "OutputFile",
     "UploadedFile",
     "ImageInfo",

@@ -10,8 +10,17 @@ from typing import Any, Mapping, Sequence
 import httpx
 
 from . import _core as core
-from ._core import FileSource
-from ._types import AsyncRunResult, Health, ImageInfo, Limits, OutputFile, UploadedFile
+from ._types import (
+    AsyncRunResult,
+    BatchResult,
+    BatchRun,
+    FileSource,
+    Health,
+    ImageInfo,
+    Limits,
+    OutputFile,
+    UploadedFile,
+)
 
 __all__ = ["AsyncBoxerClient", "AsyncImages"]
 
@@ -144,6 +153,49 @@ class AsyncBoxerClient:
         req = core.build_run(self._opts, image, cmd, files=files, limits=limits, network=network,
                              env=env, workdir=workdir, stdin=stdin, timeout=timeout)
         return core.parse_run_result(await self._json(req), AsyncRunResult, self)
+
+    async def batch(
+        self,
+        image: str,
+        runs: Sequence[BatchRun | Mapping[str, Any]],
+        *,
+        network: str | None = None,
+        limits: Limits | Mapping[str, Any] | None = None,
+        parallelism: int | None = None,
+        timeout: float | None = None,
+    ) -> BatchResult:
+        """Run many commands in one sandbox of ``image``, ``parallelism`` at
+        a time, and wait for all of them (``POST /batch``).
+
+        Args:
+            image: an image reference, pulled on first use; every run uses it.
+            runs: one :class:`BatchRun` (or a dict with its fields: ``cmd``,
+                ``stdin``, ``env``, ``workdir``, ``files``, ``limits``) per
+                run. Contents named in their ``files`` are uploaded first
+                (``POST /files``, each distinct content once).
+            network: the whole sandbox's network mode: ``"none"`` (the
+                default), or another where the server allows it for batches.
+            limits: the sandbox's: ``memory_mb``, ``cpu_cores`` and
+                ``pids_limit`` bound all runs together; ``wall_clock_secs``
+                is each run's default. A :class:`Limits` or a dict.
+            parallelism: how many runs at once (default 1, at most the
+                server's cap); they start in the order of ``runs``.
+            timeout: seconds to wait for the answer; default
+                ceil(len(runs) / parallelism) times the longest wall-clock
+                limit among the runs, plus ``run_timeout_margin``.
+
+        Returns a :class:`BatchResult` with one :class:`RunResult` per run,
+        in order: a run that completed is a result whatever its exit status,
+        and one that could not be started is a result with ``error`` set.
+        Raises an :class:`APIError` when the batch as a whole is refused
+        (the image is unknown, a field is invalid, the server is busy...).
+        """
+        plan = core.plan_batch(self._opts, image, runs, network=network, limits=limits,
+                               parallelism=parallelism, timeout=timeout)
+        upload = core.batch_upload(plan)
+        uploaded = core.parse_uploaded(await self._json(upload)) if upload is not None else ()
+        req = core.build_batch(plan, uploaded)
+        return core.parse_batch_result(await self._json(req), plan)
 
     async def upload(self, files: Mapping[str, FileSource]) -> tuple[UploadedFile, ...]:
         """Store files on the server for later runs: ``{name: Path | bytes | str}``.

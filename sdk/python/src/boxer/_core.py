@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import email.utils
+import hashlib
 import json
+import math
 import os
 import posixpath
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence, TypeVar, Union
+from typing import Any, Iterable, Mapping, Sequence, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -30,13 +32,19 @@ from ._errors import (
     InvalidResponseError,
     error_class,
 )
-from ._types import Health, ImageInfo, Limits, OutputFile, RunResult, UploadedFile
+from ._types import (
+    BatchResult,
+    BatchRun,
+    BatchRunError,
+    FileSource as FileSource,  # re-exported: it was defined here first
+    Health,
+    ImageInfo,
+    Limits,
+    OutputFile,
+    RunResult,
+    UploadedFile,
+)
 from ._version import __version__
-
-#: What a value of ``files=`` may be: a local file (``pathlib.Path`` or any
-#: ``os.PathLike``), the content itself (``bytes``; ``str`` is encoded as
-#: UTF-8), or a file uploaded earlier (:class:`UploadedFile`, ``run()`` only).
-FileSource = Union["os.PathLike[str]", bytes, bytearray, memoryview, str, UploadedFile]
 
 DEFAULT_BASE_URL = "http://localhost:8080"
 OCTET_STREAM = "application/octet-stream"
@@ -236,14 +244,22 @@ def _cmd(cmd: Sequence[str] | None) -> list[str] | None:
     return out
 
 
-def _limits(limits: Limits | Mapping[str, Any] | None) -> dict[str, Any] | None:
+def _limits(limits: Limits | Mapping[str, Any] | None, where: str = "") -> dict[str, Any] | None:
     if limits is None:
         return None
     if isinstance(limits, Limits):
         return limits.to_dict()
     if isinstance(limits, Mapping):
         return dict(limits)
-    raise TypeError(f"limits must be a boxer.Limits or a dict, not {type(limits).__name__}")
+    raise TypeError(f"{where}limits must be a boxer.Limits or a dict, not {type(limits).__name__}")
+
+
+def _wall(limits: Mapping[str, Any] | None) -> float | None:
+    """The wall-clock limit a limits object sets, if it sets a number."""
+    wall = (limits or {}).get("wall_clock_secs")
+    if not isinstance(wall, (int, float)) or isinstance(wall, bool):
+        return None
+    return float(wall)
 
 
 def run_read_timeout(opts: Options, limits: Mapping[str, Any] | None,
@@ -253,10 +269,40 @@ def run_read_timeout(opts: Options, limits: Mapping[str, Any] | None,
     pull, sandbox start-up and waiting for a free worker."""
     if timeout is not None:
         return timeout
-    wall = (limits or {}).get("wall_clock_secs")
-    if not isinstance(wall, (int, float)) or isinstance(wall, bool):
-        wall = opts.default_wall_clock_secs
-    return float(wall) + opts.run_timeout_margin
+    wall = _wall(limits)
+    return (opts.default_wall_clock_secs if wall is None else wall) + opts.run_timeout_margin
+
+
+def _image(image: object) -> str:
+    if not isinstance(image, str) or not image:
+        raise TypeError(f"image must be a non-empty string (an image reference), not {image!r}")
+    return image
+
+
+def _process(body: dict[str, Any], cmd: Sequence[str] | None, env: Mapping[str, str] | None,
+             workdir: str | None, stdin: str | bytes | None, where: str = "") -> None:
+    """The fields of one process (a run, or a run of a batch) into body."""
+    argv = _cmd(cmd)
+    if argv is not None:
+        body["cmd"] = argv
+    if env is not None:
+        if not isinstance(env, Mapping):
+            raise TypeError(f"{where}env must be a dict of strings, not {type(env).__name__}")
+        for k, v in env.items():
+            if not isinstance(k, str) or not isinstance(v, str):
+                raise TypeError(f"{where}env must map strings to strings; {k!r}: {v!r} does not")
+        body["env"] = dict(env)
+    if workdir is not None:
+        if not isinstance(workdir, str):
+            raise TypeError(f"{where}workdir must be a string, not {type(workdir).__name__}")
+        body["workdir"] = workdir
+    if stdin is not None:
+        if isinstance(stdin, (bytes, bytearray)):
+            body["stdin"] = bytes(stdin).decode("utf-8")
+        elif isinstance(stdin, str):
+            body["stdin"] = stdin
+        else:
+            raise TypeError(f"{where}stdin must be str or bytes, not {type(stdin).__name__}")
 
 
 def build_run(
@@ -272,21 +318,8 @@ def build_run(
     stdin: str | bytes | None,
     timeout: float | None,
 ) -> Request:
-    if not isinstance(image, str) or not image:
-        raise TypeError(f"image must be a non-empty string (an image reference), not {image!r}")
-    body: dict[str, Any] = {"image": image}
-    argv = _cmd(cmd)
-    if argv is not None:
-        body["cmd"] = argv
-    if env is not None:
-        for k, v in env.items():
-            if not isinstance(k, str) or not isinstance(v, str):
-                raise TypeError(f"env must map strings to strings; {k!r}: {v!r} does not")
-        body["env"] = dict(env)
-    if workdir is not None:
-        body["workdir"] = workdir
-    if stdin is not None:
-        body["stdin"] = stdin.decode("utf-8") if isinstance(stdin, (bytes, bytearray)) else stdin
+    body: dict[str, Any] = {"image": _image(image)}
+    _process(body, cmd, env, workdir, stdin)
     lim = _limits(limits)
     if lim is not None:
         body["limits"] = lim
@@ -306,6 +339,159 @@ def build_run(
         body["files"] = mounted
     return Request("POST", "/run", json=body, parts=tuple(parts),
                    read_timeout=run_read_timeout(opts, lim, timeout), repeatable=False)
+
+
+# --- POST /batch ------------------------------------------------------------------
+
+#: The keys of one run of a batch: :class:`BatchRun`'s fields.
+BATCH_RUN_KEYS = ("cmd", "stdin", "env", "workdir", "files", "limits")
+# Limits of the batch's sandbox as a whole, which no single run can have.
+_SANDBOX_LIMITS = ("cpu_cores", "pids_limit")
+
+
+def _batch_run(item: object, i: int) -> BatchRun:
+    if isinstance(item, BatchRun):
+        return item
+    if isinstance(item, Mapping):
+        for key in item:
+            if key not in BATCH_RUN_KEYS:
+                raise TypeError(f"runs[{i}] has the unknown key {key!r}; a run of a batch has "
+                                f"{', '.join(BATCH_RUN_KEYS)} (image, network and the sandbox's "
+                                f"limits are the batch's own arguments)")
+        return BatchRun(**item)
+    raise TypeError(f"runs[{i}] must be a boxer.BatchRun or a dict, not {type(item).__name__}")
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """A ``POST /batch`` before the contents named in its runs' ``files``
+    are uploaded: :func:`batch_upload` is the upload to send first (if
+    any), :func:`build_batch` the batch request once its answer is in."""
+
+    #: The request's fields but ``runs``.
+    head: Mapping[str, Any]
+    #: Each run's fields but ``files``.
+    runs: tuple[Mapping[str, Any], ...]
+    #: Each run's files: (path in the sandbox, an uploaded file's id, or the
+    #: position of its content in ``uploads``).
+    files: tuple[tuple[tuple[str, str | int], ...], ...]
+    #: Distinct contents to store with ``POST /files`` first, in order.
+    uploads: tuple[Part, ...]
+    read_timeout: float
+
+
+def batch_read_timeout(opts: Options, limits: Mapping[str, Any] | None,
+                       run_limits: Sequence[Mapping[str, Any] | None], parallelism: int | None,
+                       timeout: float | None) -> float:
+    """How long to wait for a batch's answer: its runs go ``parallelism`` at
+    a time in their order, so they all end within ceil(runs / parallelism)
+    times the longest wall-clock limit among them (each run's own, else the
+    batch's, else the server's default as the client assumes it); plus the
+    margin, as for a run."""
+    if timeout is not None:
+        return timeout
+    default = _wall(limits)
+    if default is None:
+        default = float(opts.default_wall_clock_secs)
+    longest = max((w if (w := _wall(r)) is not None else default) for r in run_limits)
+    rounds = math.ceil(len(run_limits) / (parallelism or 1))
+    return rounds * longest + opts.run_timeout_margin
+
+
+def plan_batch(
+    opts: Options,
+    image: str,
+    runs: Iterable[BatchRun | Mapping[str, Any]],
+    *,
+    network: str | None,
+    limits: Limits | Mapping[str, Any] | None,
+    parallelism: int | None,
+    timeout: float | None,
+) -> BatchPlan:
+    head: dict[str, Any] = {"image": _image(image)}
+    if isinstance(runs, (str, bytes, bytearray, Mapping, BatchRun)) \
+            or not isinstance(runs, Iterable):
+        raise TypeError(f"runs must be a list of boxer.BatchRun or dicts, one per run, "
+                        f"not {type(runs).__name__}")
+    items = [_batch_run(r, i) for i, r in enumerate(runs)]
+    if not items:
+        raise ValueError("runs is empty: a batch needs at least one run")
+    if parallelism is not None:
+        if not isinstance(parallelism, int) or isinstance(parallelism, bool) or parallelism < 1:
+            raise ValueError(f"parallelism must be an int >= 1, not {parallelism!r}")
+        head["parallelism"] = parallelism
+    lim = _limits(limits)
+    if lim is not None:
+        head["limits"] = lim
+    if network is not None:
+        head["network"] = network
+
+    wire: list[dict[str, Any]] = []
+    files: list[tuple[tuple[str, str | int], ...]] = []
+    uploads: list[Part] = []
+    seen: dict[bytes, int] = {}
+    run_limits: list[dict[str, Any] | None] = []
+    for i, run in enumerate(items):
+        where = f"runs[{i}]."
+        body: dict[str, Any] = {}
+        _process(body, run.cmd, run.env, run.workdir, run.stdin, where)
+        rl = _limits(run.limits, where)
+        for name in _SANDBOX_LIMITS:
+            if rl is not None and rl.get(name) is not None:
+                raise ValueError(f"{where}limits.{name}: a run of a batch has only its own "
+                                 f"wall_clock_secs and memory_mb; {name} bounds the batch's "
+                                 f"sandbox as a whole: pass it as batch(limits=...)")
+        if rl is not None:
+            body["limits"] = rl
+        run_limits.append(rl)
+        mounted: list[tuple[str, str | int]] = []
+        if run.files is not None:
+            if not isinstance(run.files, Mapping):
+                raise TypeError(f"{where}files must be a dict of {{path in the sandbox: "
+                                f"content}}, not {type(run.files).__name__}")
+            for dest, source in run.files.items():
+                if not isinstance(dest, str):
+                    raise TypeError(f"{where}files must be keyed by the path in the sandbox "
+                                    f"(a str), not {dest!r}")
+                if isinstance(source, UploadedFile):
+                    mounted.append((dest, source.id))
+                    continue
+                data = _content(f"{where}files[{dest!r}]", source)
+                # The same content for many runs is stored once.
+                digest = hashlib.sha256(data).digest()
+                if digest not in seen:
+                    seen[digest] = len(uploads)
+                    uploads.append(Part("file", posixpath.basename(dest) or "file", data,
+                                        OCTET_STREAM))
+                mounted.append((dest, seen[digest]))
+        wire.append(body)
+        files.append(tuple(mounted))
+    return BatchPlan(head=head, runs=tuple(wire), files=tuple(files), uploads=tuple(uploads),
+                     read_timeout=batch_read_timeout(opts, lim, run_limits, parallelism, timeout))
+
+
+def batch_upload(plan: BatchPlan) -> Request | None:
+    """The ``POST /files`` of the plan's local contents, or None."""
+    if not plan.uploads:
+        return None
+    # Sending it twice stores a second copy that expires like the first.
+    return Request("POST", "/files", parts=plan.uploads)
+
+
+def build_batch(plan: BatchPlan, uploaded: Sequence[UploadedFile]) -> Request:
+    """The ``POST /batch``, with the ids the upload of the plan's contents got."""
+    if len(uploaded) != len(plan.uploads):
+        raise InvalidResponseError(f"the server stored {len(uploaded)} files for an upload of "
+                                   f"{len(plan.uploads)}")
+    runs: list[Mapping[str, Any]] = []
+    for run, mounted in zip(plan.runs, plan.files):
+        if mounted:
+            run = {**run, "files": [
+                {"id": ref if isinstance(ref, str) else uploaded[ref].id, "path": dest}
+                for dest, ref in mounted]}
+        runs.append(run)
+    return Request("POST", "/batch", json={**plan.head, "runs": runs},
+                   read_timeout=plan.read_timeout, repeatable=False)
 
 
 def build_upload(files: Mapping[str, FileSource]) -> Request:
@@ -473,7 +659,38 @@ def parse_run_result(data: Any, cls: type[R], client: Any) -> R:
         finished_at=_time(data.get("finished_at")),
         raw=data,
         _client=client,
+        index=_need(data, "index", int, what) if data.get("index") is not None else None,
+        error=_run_error(data.get("error"), what),
     )
+
+
+def _run_error(err: Any, what: str) -> BatchRunError | None:
+    if err is None:
+        return None
+    return BatchRunError(code=_need(err, "code", str, f"{what}'s error"),
+                         message=_need(err, "message", str, f"{what}'s error"))
+
+
+def parse_batch_result(data: Any, plan: BatchPlan) -> BatchResult:
+    """The answer to a ``POST /batch``: one result per run of the plan, in
+    its order (each result names its position, and the SDK checks it)."""
+    what = "batch answer"
+    items = _need(data, "results", list, what)
+    if len(items) != len(plan.runs):
+        raise InvalidResponseError(f"the server's {what} has {len(items)} results for "
+                                   f"{len(plan.runs)} runs")
+    results = []
+    for i, item in enumerate(items):
+        index = _need(item, "index", int, "batch run result")
+        if index != i:
+            raise InvalidResponseError(f"the server's {what} has the result of run {index} "
+                                       f"at position {i}")
+        # No client: a batch run's result cannot be fetched again, and it
+        # has no outputs to download.
+        results.append(parse_run_result(item, RunResult, None))
+    return BatchResult(id=_need(data, "id", str, what), image=_need(data, "image", str, what),
+                       image_digest=data.get("image_digest") or "", results=tuple(results),
+                       raw=data)
 
 
 def parse_outputs(data: Any) -> tuple[OutputFile, ...]:
@@ -553,8 +770,13 @@ def connection_error(opts: Options, req: Request, exc: httpx.TransportError) -> 
             return BoxerTimeoutError(f"{where}: could not connect within {opts.connect_timeout} s")
         if isinstance(exc, httpx.ReadTimeout):
             read = opts.timeout if req.read_timeout is None else req.read_timeout
-            hint = (" (the run's wall-clock limit plus run_timeout_margin; "
-                    "pass timeout= to wait longer)" if req.path == "/run" else "")
+            hint = ""
+            if req.path == "/run":
+                hint = (" (the run's wall-clock limit plus run_timeout_margin; "
+                        "pass timeout= to wait longer)")
+            elif req.path == "/batch":
+                hint = (" (ceil(runs / parallelism) times the longest wall-clock limit of its "
+                        "runs, plus run_timeout_margin; pass timeout= to wait longer)")
             return BoxerTimeoutError(f"{where}: no answer within {read:g} s{hint}")
         return BoxerTimeoutError(f"{where}: timed out ({type(exc).__name__})")
     if isinstance(exc, httpx.ConnectError):

@@ -242,12 +242,14 @@ class InvalidResponseError(BoxerError):
 
 class CommandFailedError(BoxerError):
     """Raised by :meth:`RunResult.check` when the run did not succeed: non-zero
-    exit, killed by a signal, timed out or OOM-killed. ``result`` holds the
-    whole :class:`~boxer.RunResult`."""
+    exit, killed by a signal, timed out or OOM-killed, or (a run of a batch)
+    not started at all. ``result`` holds the whole :class:`~boxer.RunResult`."""
 
     def __init__(self, result: RunResult) -> None:
         self.result = result
-        if result.timed_out:
+        if result.error is not None:
+            what = f"could not be started ({result.error})"
+        elif result.timed_out:
             what = "timed out"
         elif result.oom_killed:
             what = "was killed for running out of memory"

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+import os
+from typing import Any, Iterator, Mapping, Sequence, Union, overload
 
 from ._errors import CommandFailedError
 
@@ -19,6 +20,9 @@ __all__ = [
     "UploadedFile",
     "RunResult",
     "AsyncRunResult",
+    "BatchRun",
+    "BatchRunError",
+    "BatchResult",
     "ImageInfo",
     "Health",
 ]
@@ -77,6 +81,12 @@ class UploadedFile:
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
+#: What a value of ``files=`` may be: a local file (``pathlib.Path`` or any
+#: ``os.PathLike``), the content itself (``bytes``; ``str`` is encoded as
+#: UTF-8), or a file uploaded earlier (:class:`UploadedFile`; not for ``upload()``).
+FileSource = Union[os.PathLike[str], bytes, bytearray, memoryview, str, UploadedFile]
+
+
 @dataclass(frozen=True)
 class RunResult:
     """The result of a run that completed, whatever its exit status.
@@ -120,6 +130,12 @@ class RunResult:
     finished_at: _dt.datetime | None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     _client: Any = field(default=None, repr=False, compare=False)
+    #: The run's position in its batch's ``runs`` (a result of
+    #: :meth:`BoxerClient.batch`), else ``None``.
+    index: int | None = None
+    #: Why this run of a batch could not be started (then ``exit_code`` is
+    #: ``-1`` and ``stdout``/``stderr`` are empty), else ``None``.
+    error: BatchRunError | None = None
 
     @property
     def ok(self) -> bool:
@@ -136,6 +152,7 @@ class RunResult:
     def download(self, path: str | OutputFile) -> bytes:
         """The content of one of :attr:`outputs` (a path relative to
         ``/output/``, or an :class:`OutputFile`), fetched from the server."""
+        _check_downloadable(self)
         if self._client is None:
             raise RuntimeError("this RunResult was not made by a client; use client.download()")
         return self._client.download(self.id, path)  # type: ignore[no-any-return]
@@ -148,9 +165,109 @@ class AsyncRunResult(RunResult):
 
     async def download(self, path: str | OutputFile) -> bytes:  # type: ignore[override]
         """The content of one of :attr:`outputs`, fetched from the server."""
+        _check_downloadable(self)
         if self._client is None:
             raise RuntimeError("this RunResult was not made by a client; use client.download()")
         return await self._client.download(self.id, path)  # type: ignore[no-any-return]
+
+
+def _check_downloadable(result: RunResult) -> None:
+    if result.index is not None:
+        raise RuntimeError(f"run {result.id} is a run of a batch: batch runs keep no output "
+                           f"files (their outputs are always empty) and cannot be fetched again")
+
+
+@dataclass(frozen=True)
+class BatchRunError:
+    """Why one run of a batch could not be started; the other runs of the
+    batch are not affected."""
+
+    #: The API's error code, e.g. ``"invalid_request"`` or ``"internal"``.
+    code: str
+    #: The server's message, meant for people.
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    """One run of :meth:`BoxerClient.batch`: a process in the batch's shared
+    sandbox. Every field is optional; ``batch()`` also takes a plain dict
+    with these keys.
+
+    Each run is a process of its own, as a user of its own, with its own
+    ``/tmp``; the image, the network mode, the file system outside
+    ``/tmp`` and the sandbox's memory, CPU and process limits are the
+    batch's.
+    """
+
+    #: The full argv; ``None`` runs the image's Entrypoint + Cmd.
+    cmd: Sequence[str] | None = None
+    #: Text fed to the process's standard input (``bytes`` must be UTF-8).
+    stdin: str | bytes | None = None
+    #: Merged over the image's environment.
+    env: Mapping[str, str] | None = None
+    #: The working directory; default the image's WorkingDir if it has one,
+    #: else the run's own ``/tmp``.
+    workdir: str | None = None
+    #: ``{path in the sandbox: content}``, as for ``run()``: a
+    #: ``pathlib.Path`` (a local file), ``bytes`` or ``str`` (the content
+    #: itself), or an :class:`UploadedFile`. Content is uploaded with
+    #: ``POST /files`` before the batch is sent (once per distinct content,
+    #: whatever the number of runs using it) and mounted read-only. The runs
+    #: share one file system: a path holds one file for the whole batch, and
+    #: a run giving a path other content than an earlier run cannot start
+    #: (its result's ``error``). Paths under ``/tmp``, ``/var/tmp``,
+    #: ``/dev/shm`` and ``/output`` are refused: those are each run's own.
+    files: Mapping[str, FileSource] | None = None
+    #: The run's own limits, a :class:`Limits` or a dict with at most
+    #: ``wall_clock_secs`` (default the batch's) and ``memory_mb`` (here an
+    #: address-space limit of each of the run's processes).
+    limits: Limits | Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """The answer to :meth:`BoxerClient.batch`: one :class:`RunResult` per
+    run, in the order of the runs. Iterating over it, ``len()`` and
+    indexing go to :attr:`results`.
+
+    A run that completed is a result whatever its exit status (as for
+    ``run()``); a run that could not be started is a result too, with
+    :attr:`RunResult.error` set. Batch runs keep no output files.
+    """
+
+    #: The batch's id (``"b_..."``); each result's id is ``"<this id>/<index>"``.
+    id: str
+    #: The image reference as requested.
+    image: str
+    #: The digest of the image that ran (``"sha256:..."``).
+    image_digest: str
+    #: One result per run, in the order of the runs.
+    results: tuple[RunResult, ...]
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __iter__(self) -> Iterator[RunResult]:
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    @overload
+    def __getitem__(self, index: int) -> RunResult: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[RunResult, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> RunResult | tuple[RunResult, ...]:
+        return self.results[index]
+
+    @property
+    def ok(self) -> bool:
+        """True when every run was :attr:`RunResult.ok`."""
+        return all(r.ok for r in self.results)
 
 
 @dataclass(frozen=True)

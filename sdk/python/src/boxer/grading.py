@@ -21,7 +21,8 @@ host; without it, the sample failed.
 
 :func:`agrade` is the same for :class:`~boxer.AsyncBoxerClient`;
 :func:`prepare` builds the run without sending it, for callers that run
-it themselves. The image needs ``python3`` (3.8 or later, with ctypes).
+it themselves, and :meth:`GradingRun.batch_run` makes it one run of a
+``client.batch()``. The image needs ``python3`` (3.8 or later, with ctypes).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ._types import Limits, RunResult
+from ._types import BatchRun, Limits, RunResult
 
 if TYPE_CHECKING:
     from ._async_client import AsyncBoxerClient
@@ -111,7 +112,9 @@ class GradingRun:
             v = json.loads(body)
             return Verdict(passed=v["passed"] is True, result=str(v["result"]),
                            exception=v["exception"], verified=True, run=result)
-        if result.timed_out:
+        if result.error is not None:
+            why = f"the run could not be started: {result.error}"
+        elif result.timed_out:
             why = "the sandbox timed out"
         elif result.oom_killed:
             why = "the sandbox ran out of memory"
@@ -120,6 +123,40 @@ class GradingRun:
             why = f"exit status {result.exit_code}" + (f": {tail[0][:300]}" if tail[0] else "")
         return Verdict(passed=False, result=f"failed: no verdict from the grading harness ({why})",
                        exception=None, verified=False, run=result)
+
+    def batch_run(self, env: Mapping[str, str] | None = None) -> BatchRun:
+        """This grading run as one run of a batch: ``client.batch(image,
+        [g.batch_run() for g in runs], parallelism=N)``, then
+        :meth:`verdict` of each result, in order.
+
+        The same command, stdin and wall clock as for ``client.run``; the
+        memory limit, if set, becomes the run's own (in a batch, a limit of
+        each process's address space). The working directory is the run's
+        own ``/tmp``, where the inner interpreter looks for modules first and
+        no other run of the batch can write. Raises ``ValueError`` if the
+        limits set ``cpu_cores`` or ``pids_limit`` (in a batch those bound
+        the whole sandbox: ``batch(limits=...)``) or ``nofile`` (which a
+        run of a batch cannot have).
+
+        A batch's runs share one sandbox, each as a user of its own: another
+        run cannot signal, trace or read this one's harness, so a pass is as
+        sure as in a sandbox of its own. A failure may not be: the runs
+        share the sandbox's CPU, memory and process limits, so a neighbour
+        can starve or crowd out this run. Grade a failure again with
+        :func:`grade` if that matters (``examples/humaneval`` does).
+        """
+        for name in ("cpu_cores", "pids_limit"):
+            if getattr(self.limits, name) is not None:
+                raise ValueError(f"limits.{name} bounds a batch's sandbox, not one run: pass it "
+                                 f"to client.batch(limits=...) and leave it out of prepare()")
+        if self.limits.nofile is not None:
+            raise ValueError("limits.nofile: a run of a batch has no limit of open files of "
+                             "its own; leave it out of prepare()")
+        limits: dict[str, Any] = {"wall_clock_secs": self.limits.wall_clock_secs}
+        if self.limits.memory_mb is not None:
+            limits["memory_mb"] = self.limits.memory_mb
+        return BatchRun(cmd=list(self.cmd), stdin=self.stdin, env=env, workdir="/tmp",
+                        limits=limits)
 
 
 def prepare(program: str, *, timeout: float = DEFAULT_TIMEOUT,
