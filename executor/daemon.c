@@ -289,7 +289,8 @@ child_batch (struct daemon *d, int fd, json_object *msg, struct boxer_warm_sandb
   struct batch_answer answer = { .fd = fd };
   struct boxer_run_report report = { .pid = (int32_t) getpid () };
   long long t0 = boxer_now_ms ();
-  bool reported = false, warm = sb != NULL;
+  bool reported = false;
+  bool warm = sb != NULL;       /* sb was given: the pool's, else booted into own */
   int ret = 1;
 
   if (boxer_proto_decode_batch (msg, d->cfg, &batch, &err) < 0)
@@ -308,7 +309,6 @@ child_batch (struct daemon *d, int fd, json_object *msg, struct boxer_warm_sandb
       .on_run = batch_send, .data = &answer,
     };
     int r = boxer_executor_run_batch (d->ex, &job, sb, warm, &err);
-    warm = false;
     if (r < 0)
       sb = NULL;
     if (r == 0)
