@@ -781,6 +781,35 @@ warm_as_run (struct boxer_executor *ex, struct boxer_warm_sandbox *sb, struct ru
   run->net.mode = BOXER_NETWORK_NONE;
 }
 
+/* Every process of a warm sandbox dies now, so that nothing of its run
+   goes on while the answer is made; the slow rest (runsc delete, unmount,
+   bundle) is boxer_executor_warm_destroy ()'s, once the answer is out.  */
+static void
+warm_kill (struct boxer_executor *ex, const struct run *run)
+{
+  if (run->cgroup)
+    {
+      cleanup_free char *cg = cgroup_name (ex, run->id);
+      boxer_cgroup_kill (cg);
+    }
+  else
+    boxer_runsc_kill (&ex->runsc, run->id, NULL);
+}
+
+/* What warm_as_run () took goes back to sb, which keeps the sandbox (its
+   lock, bundle, cgroup, /output mount) for boxer_executor_warm_destroy ().  */
+static void
+warm_from_run (struct run *run, struct boxer_warm_sandbox *sb)
+{
+  sb->lock_fd = run->lock_fd;
+  run->lock_fd = -1;
+  run->files.output_mounted = false;
+  boxer_runfiles_teardown (&run->files);
+  boxer_cgroup_close (run->cgroup);
+  free (run->bundle);
+  free (run->lock_path);
+}
+
 void
 boxer_executor_warm_destroy (struct boxer_executor *ex, struct boxer_warm_sandbox *sb)
 {
@@ -916,12 +945,7 @@ done:
       return -1;
     }
   /* Up: the mount and the cgroup stay for the run.  */
-  run.files.output_mounted = false;
-  boxer_runfiles_teardown (&run.files);
-  boxer_cgroup_close (run.cgroup);
-  sb->lock_fd = run.lock_fd;
-  free (run.bundle);
-  free (run.lock_path);
+  warm_from_run (&run, sb);
   return 0;
 }
 
@@ -1201,24 +1225,9 @@ done:
       boxer_run_result_release (out);
       return -1;
     }
-  /* Nothing of the run may go on while its outputs are read: every
-     process of the sandbox dies now (no runsc to wait for), the slow rest
-     (runsc delete, unmount, bundle) is boxer_executor_warm_destroy ()'s
-     once the answer is out.  */
-  if (run.cgroup)
-    {
-      cleanup_free char *cg = cgroup_name (ex, run.id);
-      boxer_cgroup_kill (cg);
-    }
-  else
-    boxer_runsc_kill (&ex->runsc, run.id, NULL);
-  sb->lock_fd = run.lock_fd;
-  run.lock_fd = -1;
-  run.files.output_mounted = false;
-  boxer_runfiles_teardown (&run.files);
-  boxer_cgroup_close (run.cgroup);
-  free (run.bundle);
-  free (run.lock_path);
+  /* Nothing of the run may go on while its outputs are read.  */
+  warm_kill (ex, &run);
+  warm_from_run (&run, sb);
   out->teardown_ms = boxer_now_ms () - t_end;
   return 0;
 }
@@ -1226,7 +1235,8 @@ done:
 /* --- batches ------------------------------------------------------------- */
 
 /* Report every run of the batch not yet reported with what happened to
-   the sandbox: its memory ran out (oom_killed, as a run's), or res_err.  */
+   the sandbox: its memory ran out (oom: oom_killed, as a run's), or
+   something nobody can explain (an error of the run).  */
 static int
 report_unfinished (const struct boxer_batch_job *job, const bool *done, bool oom)
 {
@@ -1313,26 +1323,12 @@ boxer_executor_run_batch (struct boxer_executor *ex, const struct boxer_batch_jo
 
 done:
   boxer_init_link_release (&link);
-  /* Every process of the sandbox dies now; the rest of the teardown is
-     boxer_executor_warm_destroy ()'s, once the answer is out.  */
-  if (run.cgroup)
-    {
-      cleanup_free char *cg = cgroup_name (ex, run.id);
-      boxer_cgroup_kill (cg);
-    }
-  else
-    boxer_runsc_kill (&ex->runsc, run.id, NULL);
+  warm_kill (ex, &run);
   if (r < 0)
     {
       run_teardown (&run);
       return -1;
     }
-  sb->lock_fd = run.lock_fd;
-  run.lock_fd = -1;
-  run.files.output_mounted = false;
-  boxer_runfiles_teardown (&run.files);
-  boxer_cgroup_close (run.cgroup);
-  free (run.bundle);
-  free (run.lock_path);
+  warm_from_run (&run, sb);
   return 0;
 }

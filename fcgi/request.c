@@ -454,9 +454,11 @@ parse_one_limit (const struct boxer_config *cfg, const struct limit_entry *e, js
   return 0;
 }
 
+/* A "limits" object whose fields are table's; unknown says what the
+   others are, after the name of one that is not.  */
 static int
-parse_limits (const struct boxer_config *cfg, json_object *v, struct boxer_run_request *out,
-              struct boxer_error **err)
+parse_limits_of (const struct boxer_config *cfg, json_object *v, struct boxer_limits *out,
+                 const struct limit_entry *table, const char *unknown, struct boxer_error **err)
 {
   if (!json_object_is_type (v, json_type_object))
     return boxer_error_make (err, BOXER_ERR_INVALID, "'limits' must be an object, got %s",
@@ -466,21 +468,29 @@ parse_limits (const struct boxer_config *cfg, json_object *v, struct boxer_run_r
     {
       const struct limit_entry *e;
 
-      for (e = limit_table; e->name; e++)
+      for (e = table; e->name; e++)
         if (strcmp (e->name, key) == 0)
           break;
       if (e->name == NULL)
         {
           cleanup_free char *q = sanitize (key, strlen (key));
-          return boxer_error_make (err, BOXER_ERR_INVALID,
-                                   "unknown field 'limits.%s'; known limits are cpu_cores, "
-                                   "memory_mb, wall_clock_secs, pids_limit and nofile",
-                                   q);
+          return boxer_error_make (err, BOXER_ERR_INVALID, "unknown field 'limits.%s'; %s", q,
+                                   unknown);
         }
-      if (parse_one_limit (cfg, e, val, &out->limits, err) < 0)
+      if (parse_one_limit (cfg, e, val, out, err) < 0)
         return -1;
     }
   return 0;
+}
+
+static int
+parse_limits (const struct boxer_config *cfg, json_object *v, struct boxer_run_request *out,
+              struct boxer_error **err)
+{
+  return parse_limits_of (cfg, v, &out->limits, limit_table,
+                          "known limits are cpu_cores, memory_mb, wall_clock_secs, pids_limit "
+                          "and nofile",
+                          err);
 }
 
 /* The network modes: 'host' only when the operator set
@@ -767,35 +777,12 @@ static const struct
   { NULL, NULL },
 };
 
-/* A run's own limits: its wall clock and address space.  */
-static int
-parse_batch_run_limits (const struct boxer_config *cfg, json_object *v,
-                        struct boxer_run_request *run, struct boxer_error **err)
-{
-  if (!json_object_is_type (v, json_type_object))
-    return boxer_error_make (err, BOXER_ERR_INVALID, "'limits' must be an object, got %s",
-                             type_name (v));
-  json_object_object_foreach (v, key, val)
-    {
-      const struct limit_entry *e;
-
-      for (e = limit_table; e->name; e++)
-        if (strcmp (e->name, key) == 0)
-          break;
-      if (e->name == NULL || (strcmp (key, "wall_clock_secs") != 0 && strcmp (key, "memory_mb") != 0))
-        {
-          cleanup_free char *q = sanitize (key, strlen (key));
-          return boxer_error_make (err, BOXER_ERR_INVALID,
-                                   "unknown field 'limits.%s'; a batch's run has its own "
-                                   "wall_clock_secs and memory_mb (its address space), and "
-                                   "shares the batch's other limits",
-                                   q);
-        }
-      if (parse_one_limit (cfg, e, val, &run->limits, err) < 0)
-        return -1;
-    }
-  return 0;
-}
+/* A batch run's own limits: its wall clock and address space.  */
+static const struct limit_entry batch_run_limit_table[] = {
+  LIMIT ("memory_mb", false, memory_mb),
+  LIMIT ("wall_clock_secs", false, wall_clock_secs),
+  { NULL, false, 0 },
+};
 
 static int
 parse_batch_run (const struct boxer_config *cfg, json_object *v, struct boxer_run_request *run,
@@ -812,7 +799,10 @@ parse_batch_run (const struct boxer_config *cfg, json_object *v, struct boxer_ru
 
       if (strcmp (key, "limits") == 0)
         {
-          if (parse_batch_run_limits (cfg, val, run, err) < 0)
+          if (parse_limits_of (cfg, val, &run->limits, batch_run_limit_table,
+                               "a batch's run has its own wall_clock_secs and memory_mb (its "
+                               "address space), and shares the batch's other limits",
+                               err) < 0)
             return -1;
           continue;
         }

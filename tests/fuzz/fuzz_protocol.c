@@ -91,47 +91,6 @@ through_text (json_object *msg)
   return obj;
 }
 
-static void
-run_round_trip (const struct boxer_proto_run *a, const struct boxer_config *cfg)
-{
-  struct boxer_image image = {
-    .digest = a->image.digest,
-    .env = a->image.env,
-    .entrypoint = a->image.entrypoint,
-    .cmd = a->image.cmd,
-    .workdir = a->image.workdir,
-  };
-  json_object *enc = boxer_proto_encode_run (a->id, &a->req, &image);
-  json_object *msg = through_text (enc);
-  struct boxer_proto_run b;
-  struct boxer_error *err = NULL;
-  const struct boxer_run_request *ra = &a->req, *rb = &b.req;
-
-  if (boxer_proto_decode_run (msg, cfg, &b, &err) < 0)
-    abort ();
-  if (strcmp (a->id, b.id) != 0 || !str_equal (ra->image, rb->image)
-      || !strv_equal (ra->cmd, rb->cmd) || !strv_equal (ra->env, rb->env)
-      || !str_equal (ra->workdir, rb->workdir)
-      || !bytes_equal (ra->stdin_data, ra->stdin_len, rb->stdin_data, rb->stdin_len)
-      || ra->limits.cpu_cores != rb->limits.cpu_cores
-      || ra->limits.memory_mb != rb->limits.memory_mb
-      || ra->limits.wall_clock_secs != rb->limits.wall_clock_secs
-      || ra->limits.pids_limit != rb->limits.pids_limit || ra->limits.nofile != rb->limits.nofile
-      || ra->network != rb->network || ra->nfiles != rb->nfiles)
-    abort ();
-  for (size_t i = 0; i < ra->nfiles; i++)
-    if (strcmp (ra->files[i].id, rb->files[i].id) != 0
-        || strcmp (ra->files[i].path, rb->files[i].path) != 0)
-      abort ();
-  if (strcmp (a->image.digest, b.image.digest) != 0 || !strv_equal (a->image.env, b.image.env)
-      || !strv_equal (a->image.entrypoint, b.image.entrypoint)
-      || !strv_equal (a->image.cmd, b.image.cmd) || !str_equal (a->image.workdir, b.image.workdir))
-    abort ();
-  boxer_proto_run_release (&b);
-  json_object_put (msg);
-  json_object_put (enc);
-}
-
 static bool
 program_equal (const struct boxer_run_request *ra, const struct boxer_run_request *rb)
 {
@@ -147,16 +106,47 @@ program_equal (const struct boxer_run_request *ra, const struct boxer_run_reques
   return true;
 }
 
+/* What a worker holds of the image, as a decoded message names it.  */
+static struct boxer_image
+image_of (const struct boxer_proto_image *im)
+{
+  return (struct boxer_image) { .digest = im->digest, .env = im->env,
+                                .entrypoint = im->entrypoint, .cmd = im->cmd,
+                                .workdir = im->workdir };
+}
+
+static void
+run_round_trip (const struct boxer_proto_run *a, const struct boxer_config *cfg)
+{
+  struct boxer_image image = image_of (&a->image);
+  json_object *enc = boxer_proto_encode_run (a->id, &a->req, &image);
+  json_object *msg = through_text (enc);
+  struct boxer_proto_run b;
+  struct boxer_error *err = NULL;
+  const struct boxer_run_request *ra = &a->req, *rb = &b.req;
+
+  if (boxer_proto_decode_run (msg, cfg, &b, &err) < 0)
+    abort ();
+  if (strcmp (a->id, b.id) != 0 || !str_equal (ra->image, rb->image) || !program_equal (ra, rb)
+      || ra->limits.cpu_cores != rb->limits.cpu_cores
+      || ra->limits.memory_mb != rb->limits.memory_mb
+      || ra->limits.wall_clock_secs != rb->limits.wall_clock_secs
+      || ra->limits.pids_limit != rb->limits.pids_limit || ra->limits.nofile != rb->limits.nofile
+      || ra->network != rb->network)
+    abort ();
+  if (strcmp (a->image.digest, b.image.digest) != 0 || !strv_equal (a->image.env, b.image.env)
+      || !strv_equal (a->image.entrypoint, b.image.entrypoint)
+      || !strv_equal (a->image.cmd, b.image.cmd) || !str_equal (a->image.workdir, b.image.workdir))
+    abort ();
+  boxer_proto_run_release (&b);
+  json_object_put (msg);
+  json_object_put (enc);
+}
+
 static void
 batch_round_trip (const struct boxer_proto_batch *a, const struct boxer_config *cfg)
 {
-  struct boxer_image image = {
-    .digest = a->image.digest,
-    .env = a->image.env,
-    .entrypoint = a->image.entrypoint,
-    .cmd = a->image.cmd,
-    .workdir = a->image.workdir,
-  };
+  struct boxer_image image = image_of (&a->image);
   json_object *enc = boxer_proto_encode_batch (a->id, &a->batch, &image);
   json_object *msg = through_text (enc);
   struct boxer_proto_batch b;
