@@ -3,9 +3,25 @@
 # processes, run cgroups, or test homes.  The integration suite checks each
 # test's own home; this is the machine-wide check after the suite.  The idle
 # warm sandboxes of a Boxer that is running (quickstart's) are its own.
+#
+#   check-leftovers.sh --list > before    what is on the machine now
+#   check-leftovers.sh --since before     fail on what was not there then
+#
+# --since lets contrib/test.sh judge the suite by what it left: a run that was
+# killed before it could clean up (a machine restarted mid-suite) leaves
+# things no later suite made.  Those are named, and do not fail it.
 set -eu
-found=0
-say() { echo "leftover: $*" >&2; found=1; }
+mode=check
+since=/dev/null
+case "${1:-}" in
+--list) mode=list ;;
+--since) since=$2 ;;
+"") ;;
+*) echo "usage: check-leftovers.sh [--list | --since FILE]" >&2; exit 2 ;;
+esac
+scan=$(mktemp "${TMPDIR:-/tmp}/check-leftovers.XXXXXX")
+trap 'rm -f "$scan"' EXIT
+say() { echo "$*" >>"$scan"; }
 
 # The Boxers running now (quickstart's, say): "instance-id home" per line.
 # Their warm sandboxes are theirs, not the suite's leftovers.
@@ -36,7 +52,6 @@ pool_sandbox() { # home id
 	[ -f "$1/runs/active/$2/init.log" ]
 }
 
-report=$(mktemp "${TMPDIR:-/tmp}/check-leftovers.XXXXXX")
 ps -eo pid=,args= | grep -E 'runsc-(sandbox|gofer)|runsc .*(boot|gofer)' | grep -v grep |
 	while read -r pid args; do
 		root=$(echo "$args" | sed -n 's/.*--root=\([^ ]*\)\/runsc .*/\1/p')
@@ -45,13 +60,8 @@ ps -eo pid=,args= | grep -E 'runsc-(sandbox|gofer)|runsc .*(boot|gofer)' | grep 
 			pool_sandbox "$root" "$id"; then
 			continue
 		fi
-		echo "leftover: process $pid $args"
-	done >"$report"
-if [ -s "$report" ]; then
-	cat "$report" >&2
-	found=1
-fi
-rm -f "$report"
+		say "process $pid $args"
+	done
 
 # A cgroup boxer-<instance>-<run id> of a running Boxer's pool sandbox.
 pool_cgroup() { # name
@@ -74,6 +84,11 @@ done
 for d in "${TMPDIR:-/tmp}"/boxer-registry-*; do
 	[ -e "$d" ] && say "test registry $d"
 done
+# What tests and tools make with mkdtemp/mkstemp and pytest's own base.
+for d in "${TMPDIR:-/tmp}"/tmp* "${TMPDIR:-/tmp}"/pytest-of-* "${TMPDIR:-/tmp}"/boxer-*; do
+	case $d in */boxer-it-* | */boxer-registry-* | "$scan") continue ;; esac
+	[ -e "$d" ] && say "temporary file $d"
+done
 if ps -eo args= | grep -E '^[^ ]*docker-registry serve .*/boxer-registry-' | grep -qv grep; then
 	say "test registry process (docker-registry serve .../boxer-registry-...)"
 fi
@@ -87,6 +102,19 @@ if command -v nft >/dev/null 2>&1; then
 		echo "$running" | grep -q "^$t " || say "firewall table inet boxer_$t of a Boxer that is not running"
 	done
 fi
+if [ "$mode" = list ]; then
+	cat "$scan"
+	exit 0
+fi
+found=0
+while IFS= read -r item; do
+	if grep -qxF -- "$item" "$since"; then
+		echo "check-leftovers: already there before the suite began: $item" >&2
+	else
+		echo "leftover: $item" >&2
+		found=1
+	fi
+done <"$scan"
 if [ "$found" -ne 0 ]; then
 	echo "check-leftovers: the suite left the above behind" >&2
 	exit 1
