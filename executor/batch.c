@@ -283,11 +283,16 @@ on_event (struct batch *b, const struct boxer_init_event *ev, struct boxer_error
   switch (ev->type)
     {
     case BOXER_INIT_STDOUT:
-      boxer_buf_append_capped (&s->out, ev->payload, ev->len);
-      return 0;
     case BOXER_INIT_STDERR:
-      boxer_buf_append_capped (&s->err, ev->payload, ev->len);
-      return 0;
+      {
+        int stream = ev->type == BOXER_INIT_STDERR;
+        size_t kept = boxer_buf_append_capped (stream ? &s->err : &s->out, ev->payload, ev->len);
+        const struct boxer_run_sink *sink = b->job->sink;
+        if (kept > 0 && sink
+            && sink->output (sink->data, (long) index, stream, (const char *) ev->payload, kept) < 0)
+          return boxer_error_make (err, BOXER_ERR_RUNTIME, "cancelled: the worker went away");
+        return 0;
+      }
     case BOXER_INIT_EXIT:
       return run_exited (b, s, ev, err);
     case BOXER_INIT_ERROR:
@@ -319,6 +324,8 @@ boxer_batch_drive (struct boxer_init_link *l, const struct boxer_config *cfg,
   int r = -1;
 
   *gone = false;
+  if (job->sink && job->sink->started (job->sink->data) < 0)
+    return boxer_error_make (err, BOXER_ERR_RUNTIME, "cancelled: the worker went away");
   b.slots = xmalloc0 (b.nslots * sizeof *b.slots);
   for (;;)
     {

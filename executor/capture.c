@@ -25,10 +25,13 @@ close_fd (int *fd)
   *fd = -1;
 }
 
-/* Read what is available; returns false at EOF or on error.  */
+/* Read what is available of stream (0: stdout, 1: stderr); returns false
+   at EOF or on error.  *gone: the streamed output's reader went away.  */
 static bool
-drain (int fd, struct boxer_buf *buf)
+drain (struct boxer_capture *cap, int stream, bool *gone)
 {
+  int fd = stream ? cap->stderr_fd : cap->stdout_fd;
+  struct boxer_buf *buf = stream ? &cap->err : &cap->out;
   char chunk[65536];
 
   for (;;)
@@ -36,7 +39,10 @@ drain (int fd, struct boxer_buf *buf)
       ssize_t n = read (fd, chunk, sizeof chunk);
       if (n > 0)
         {
-          boxer_buf_append_capped (buf, chunk, n);
+          size_t kept = boxer_buf_append_capped (buf, chunk, n);
+          if (kept > 0 && cap->on_output && !*gone
+              && cap->on_output (cap->output_data, -1, stream, chunk, kept) < 0)
+            *gone = true;
           continue;
         }
       if (n < 0 && errno == EINTR)
@@ -115,10 +121,20 @@ boxer_capture_run (struct boxer_capture *cap, struct boxer_error **err)
           if ((n < 0 && errno != EAGAIN && errno != EINTR) || stdin_off == cap->stdin_len)
             close_fd (&cap->stdin_fd);
         }
-      if (pfd[SLOT_OUT].revents && !drain (cap->stdout_fd, &cap->out))
-        close_fd (&cap->stdout_fd);
-      if (pfd[SLOT_ERR].revents && !drain (cap->stderr_fd, &cap->err))
-        close_fd (&cap->stderr_fd);
+      {
+        bool gone = false;
+        if (pfd[SLOT_OUT].revents && !drain (cap, 0, &gone))
+          close_fd (&cap->stdout_fd);
+        if (pfd[SLOT_ERR].revents && !drain (cap, 1, &gone))
+          close_fd (&cap->stderr_fd);
+        if (gone && !cap->cancelled)
+          {
+            /* Nobody reads the output any more: as if the worker went.  */
+            cap->on_output = NULL;
+            cap->cancelled = true;
+            next_kill = boxer_now_ms ();
+          }
+      }
 
       if (pfd[SLOT_PID].revents & POLLIN)
         {

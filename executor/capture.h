@@ -28,6 +28,11 @@ struct boxer_capture
   /* Readable or hung up: kill the sandbox as at the deadline, and report
      cancelled instead of timed_out; -1: none.  */
   int cancel_fd;
+  /* NULL, or called with each piece of output the results keep (stream 0:
+     stdout, 1: stderr) as it is read; -1 from it cancels the run as
+     cancel_fd does.  */
+  int (*on_output) (void *data, long index, int stream, const char *bytes, size_t len);
+  void *output_data;
   /* Results.  */
   struct boxer_buf out;       /* boxer_buf_init () them with the cap first */
   struct boxer_buf err;

@@ -23,6 +23,11 @@
 #define MAX_OPENING 256
 /* How long a connection may take to send its first frame.  */
 #define OPEN_TIMEOUT_MS 5000
+/* How long a streamed run's worker may take nothing before the run is
+   cancelled: until the sandbox is set up, then past the program's wall
+   clock (which its kill must not wait for).  */
+#define STREAM_SETUP_MS 60000
+#define STREAM_GRACE_MS 2000
 
 enum conn_state
 {
@@ -276,6 +281,50 @@ batch_send (void *data, size_t index, const struct boxer_run_result *res,
   return r;
 }
 
+/* A streamed run's frames to its worker.  A worker that takes nothing
+   until the run's time is up is taken for gone: its client stopped
+   reading, and must not keep the program past its wall clock.  */
+struct stream_to_worker
+{
+  int fd;
+  long long wall_ms;
+  long long deadline_ms;
+  /* A batch: each frame may take the longest run's wall clock, as each
+     run's own is kept by boxer-init whatever the executor waits for.  */
+  bool per_frame;
+};
+
+static int
+stream_send (struct stream_to_worker *s, json_object *msg)
+{
+  cleanup_error struct boxer_error *err = NULL;
+  int r;
+
+  if (s->per_frame)
+    s->deadline_ms = boxer_now_ms () + s->wall_ms + STREAM_GRACE_MS;
+  r = boxer_proto_send_until (s->fd, msg, -1, s->deadline_ms, &err);
+
+  json_object_put (msg);
+  if (r < 0)
+    boxer_log_info ("streaming to the worker: %s", err->msg);
+  return r;
+}
+
+static int
+stream_started (void *data)
+{
+  struct stream_to_worker *s = data;
+
+  s->deadline_ms = boxer_now_ms () + s->wall_ms + STREAM_GRACE_MS;
+  return stream_send (s, boxer_proto_encode_started ());
+}
+
+static int
+stream_output (void *data, long index, int stream, const char *bytes, size_t len)
+{
+  return stream_send (data, boxer_proto_encode_output (index, stream, bytes, len));
+}
+
 /* A batch, in the run's process: msg (taken) is its message; sb as for
    child_run ().  */
 static int
@@ -304,10 +353,16 @@ child_batch (struct daemon *d, int fd, json_object *msg, struct boxer_warm_sandb
   if (!warm)
     sb = &own;
   {
+    struct stream_to_worker to_worker = { .fd = fd, .per_frame = true };
+    struct boxer_run_sink sink = { stream_started, stream_output, &to_worker };
     struct boxer_batch_job job = {
       .id = batch.id, .batch = &batch.batch, .image = &img, .cancel_fd = fd,
-      .on_run = batch_send, .data = &answer,
+      .on_run = batch_send, .data = &answer, .sink = batch.stream ? &sink : NULL,
     };
+
+    for (size_t i = 0; i < batch.batch.nruns; i++)
+      if (batch.batch.runs[i].limits.wall_clock_secs * 1000 > to_worker.wall_ms)
+        to_worker.wall_ms = batch.batch.runs[i].limits.wall_clock_secs * 1000;
     int r = boxer_executor_run_batch (d->ex, &job, sb, warm, &err);
     if (r < 0)
       sb = NULL;
@@ -395,7 +450,15 @@ child_run (struct daemon *d, int fd, struct boxer_warm_sandbox *sb)
   if (child_image (d->cfg, &run, &img, &err) == 0)
     {
       int r;
-      job = (struct boxer_run_job) { .id = run.id, .req = &run.req, .image = &img, .cancel_fd = fd };
+      struct stream_to_worker to_worker = {
+        .fd = fd,
+        .wall_ms = run.req.limits.wall_clock_secs * 1000,
+        .deadline_ms = boxer_now_ms () + STREAM_SETUP_MS,
+      };
+      struct boxer_run_sink sink = { stream_started, stream_output, &to_worker };
+
+      job = (struct boxer_run_job) { .id = run.id, .req = &run.req, .image = &img, .cancel_fd = fd,
+                                     .sink = run.stream ? &sink : NULL };
       if (sb && !boxer_executor_warm_fits (sb, &run.req, &img))
         {
           /* The open frame promised another run: the sandbox is not for

@@ -305,9 +305,10 @@ close_all (int fds[3])
 }
 
 static int
-execute (struct run *run, const struct boxer_run_request *req, int cancel_fd,
-         struct boxer_run_result *out, struct boxer_error **err)
+execute (struct run *run, const struct boxer_run_job *job, struct boxer_run_result *out,
+         struct boxer_error **err)
 {
+  const struct boxer_run_request *req = job->req;
   struct boxer_executor *ex = run->ex;
   cleanup_free char *log_path = xasprintf ("%s/runsc.log", run->bundle);
   int child[3], parent[3];
@@ -343,7 +344,18 @@ execute (struct run *run, const struct boxer_run_request *req, int cancel_fd,
   cap.deadline_ms = t0 + req->limits.wall_clock_secs * 1000;
   cap.kill_cb = kill_sandbox;
   cap.kill_data = run;
-  cap.cancel_fd = cancel_fd;
+  cap.cancel_fd = job->cancel_fd;
+  if (job->sink)
+    {
+      cap.on_output = job->sink->output;
+      cap.output_data = job->sink->data;
+      if (job->sink->started (job->sink->data) < 0)
+        {
+          /* Nobody waits for it: the capture kills it at once.  */
+          cap.cancelled = true;
+          cap.deadline_ms = t0;
+        }
+    }
   boxer_buf_init (&cap.out, ex->cfg->output_limit_bytes);
   boxer_buf_init (&cap.err, ex->cfg->output_limit_bytes);
   r = boxer_capture_run (&cap, err);
@@ -424,7 +436,7 @@ boxer_executor_run (struct boxer_executor *ex, const struct boxer_run_job *job,
   if (write_spec (&run, req, image, err) < 0)
     goto done;
   out->setup_ms = boxer_now_ms () - t0;
-  if (execute (&run, req, job->cancel_fd, out, err) < 0)
+  if (execute (&run, job, out, err) < 0)
     goto done;
 
   if (run.cgroup)
@@ -1054,6 +1066,11 @@ execute_init (struct run *run, struct boxer_init_link *l, const struct boxer_run
       }
   if (queue_start (l, ex->cfg, req, job->image, err) < 0)
     goto done;
+  if (job->sink && job->sink->started (job->sink->data) < 0)
+    {
+      boxer_error_make (err, BOXER_ERR_RUNTIME, "cancelled: the worker went away");
+      goto done;
+    }
 
   while (!exited)
     {
@@ -1085,10 +1102,18 @@ execute_init (struct run *run, struct boxer_init_link *l, const struct boxer_run
       switch (ev.type)
         {
         case BOXER_INIT_STDOUT:
-          boxer_buf_append_capped (&obuf, ev.payload, ev.len);
-          break;
         case BOXER_INIT_STDERR:
-          boxer_buf_append_capped (&ebuf, ev.payload, ev.len);
+          {
+            int stream = ev.type == BOXER_INIT_STDERR;
+            size_t kept = boxer_buf_append_capped (stream ? &ebuf : &obuf, ev.payload, ev.len);
+            if (kept > 0 && job->sink
+                && job->sink->output (job->sink->data, -1, stream, (const char *) ev.payload, kept)
+                     < 0)
+              {
+                boxer_error_make (err, BOXER_ERR_RUNTIME, "cancelled: the worker went away");
+                goto done;
+              }
+          }
           break;
         case BOXER_INIT_EXIT:
           {

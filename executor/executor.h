@@ -129,12 +129,26 @@ int boxer_executor_check (struct boxer_executor *ex, struct boxer_error **err);
 
 /* One run as the executor gets it: the request, already checked; the
    image, resolved and held by the worker; the run id the worker chose.  */
+/* Where a streamed run's output goes while it runs.  Either hook
+   returning -1 means nobody reads any more: the run is cancelled.  */
+struct boxer_run_sink
+{
+  /* Once, when the program has been started.  */
+  int (*started) (void *data);
+  /* Each piece of stdout (stream 0) or stderr (1) the result will hold,
+     in the order the program wrote it; index: the run's in its batch, or
+     -1 for a run alone.  */
+  int (*output) (void *data, long index, int stream, const char *bytes, size_t len);
+  void *data;
+};
+
 struct boxer_run_job
 {
   const char *id;                       /* "r_" + 32 hex */
   const struct boxer_run_request *req;
   const struct boxer_image *image;      /* rootfs, digest, env, entrypoint, cmd, workdir */
   int cancel_fd;                        /* readable or hung up: stop the run; -1: none */
+  const struct boxer_run_sink *sink;    /* NULL: not streamed */
 };
 
 /* Run one job.  A run that completes, whatever its exit code, timeout or
@@ -159,6 +173,7 @@ struct boxer_batch_job
   int (*on_run) (void *data, size_t index, const struct boxer_run_result *res,
                  const struct boxer_error *run_err);
   void *data;
+  const struct boxer_run_sink *sink;    /* NULL: not streamed; started once the sandbox is ready */
 };
 
 /* A warm sandbox: booted with boxer-init as its first process, waiting

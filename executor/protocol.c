@@ -276,6 +276,13 @@ boxer_proto_recv (int fd, size_t max, int timeout_ms, json_object **msg, int *fd
 int
 boxer_proto_send (int fd, json_object *msg, int pass_fd, struct boxer_error **err)
 {
+  return boxer_proto_send_until (fd, msg, pass_fd, -1, err);
+}
+
+int
+boxer_proto_send_until (int fd, json_object *msg, int pass_fd, long long deadline_ms,
+                        struct boxer_error **err)
+{
   size_t len;
   const char *text = json_object_to_json_string_length (msg, JSON_C_TO_STRING_PLAIN, &len);
   unsigned char head[4] = { len >> 24, len >> 16, len >> 8, len };
@@ -308,7 +315,7 @@ boxer_proto_send (int fd, json_object *msg, int pass_fd, struct boxer_error **er
     }
   while (sent < 4 + len)
     {
-      ssize_t n = sendmsg (fd, &mh, MSG_NOSIGNAL);
+      ssize_t n = sendmsg (fd, &mh, MSG_NOSIGNAL | (deadline_ms >= 0 ? MSG_DONTWAIT : 0));
       if (n < 0)
         {
           if (errno == EINTR)
@@ -316,7 +323,15 @@ boxer_proto_send (int fd, json_object *msg, int pass_fd, struct boxer_error **er
           if (errno == EAGAIN)
             {
               struct pollfd p = { .fd = fd, .events = POLLOUT };
-              poll (&p, 1, 1000);
+              long long wait = 1000;
+              if (deadline_ms >= 0)
+                {
+                  wait = deadline_ms - boxer_now_ms ();
+                  if (wait <= 0)
+                    return boxer_error_make (err, BOXER_ERR_RUNTIME,
+                                             "closed: the reader took nothing in time");
+                }
+              poll (&p, 1, wait > 1000 ? 1000 : (int) wait);
               continue;
             }
           if (errno == EPIPE || errno == ECONNRESET)
@@ -813,13 +828,15 @@ encode_sandbox (json_object *o, const struct boxer_run_request *req)
 
 json_object *
 boxer_proto_encode_run (const char *id, const struct boxer_run_request *req,
-                        const struct boxer_image *image)
+                        const struct boxer_image *image, bool stream)
 {
   json_object *o = json_object_new_object ();
   json_object *r = json_object_new_object ();
 
   json_object_object_add (o, "type", json_object_new_string ("run"));
   json_object_object_add (o, "id", json_object_new_string (id));
+  if (stream)
+    json_object_object_add (o, "stream", json_object_new_boolean (true));
   encode_sandbox (r, req);
   encode_program (r, req);
   json_object_object_add (o, "request", r);
@@ -1008,6 +1025,9 @@ boxer_proto_decode_run (json_object *msg, const struct boxer_config *cfg,
   if (!boxer_records_id_is_valid (id))
     return bad (err, "a malformed run id");
   strcpy (out->id, id);
+  if (json_object_object_get_ex (msg, "stream", NULL)
+      && get_bool (msg, "stream", &out->stream, err) < 0)
+    return -1;
 
   if (!json_object_object_get_ex (msg, "request", &r) || !json_object_is_type (r, json_type_object))
     return bad (err, "'request' must be an object");
@@ -1026,6 +1046,56 @@ boxer_proto_run_release (struct boxer_proto_run *run)
   boxer_strv_free (run->image.cmd);
   free (run->image.workdir);
   memset (run, 0, sizeof *run);
+}
+
+/* Streaming: what a run's program writes, as it writes it.  */
+
+static const char *const stream_names[] = { "stdout", "stderr" };
+
+json_object *
+boxer_proto_encode_started (void)
+{
+  json_object *o = json_object_new_object ();
+
+  json_object_object_add (o, "type", json_object_new_string ("started"));
+  return o;
+}
+
+json_object *
+boxer_proto_encode_output (long index, int stream, const char *data, size_t len)
+{
+  json_object *o = json_object_new_object ();
+
+  json_object_object_add (o, "type", json_object_new_string ("output"));
+  if (index >= 0)
+    json_object_object_add (o, "index", json_object_new_int64 (index));
+  json_object_object_add (o, "stream", json_object_new_string (stream_names[stream != 0]));
+  json_object_object_add (o, "data", base64_encode (data, len));
+  return o;
+}
+
+int
+boxer_proto_decode_output (json_object *msg, const struct boxer_config *cfg, long *index_out,
+                           int *stream_out, char **data_out, size_t *len_out,
+                           struct boxer_error **err)
+{
+  const char *name;
+  int64_t index = -1;
+
+  *data_out = NULL;
+  *len_out = 0;
+  if (json_object_object_get_ex (msg, "index", NULL)
+      && get_int (msg, "index", 0, cfg->max_batch_runs - 1, &index, err) < 0)
+    return -1;
+  *index_out = (long) index;
+  if (get_string (msg, "stream", false, 16, &name, err) < 0)
+    return -1;
+  if (strcmp (name, "stdout") != 0 && strcmp (name, "stderr") != 0)
+    return bad (err, "an output of an unknown 'stream'");
+  *stream_out = strcmp (name, "stderr") == 0;
+  if (get_base64 (msg, "data", (size_t) cfg->output_limit_bytes, data_out, len_out, err) < 0)
+    return -1;
+  return 0;
 }
 
 /* Result.  */
@@ -1157,7 +1227,7 @@ boxer_proto_batch_frame_max (const struct boxer_config *cfg)
 
 json_object *
 boxer_proto_encode_batch (const char *id, const struct boxer_batch_request *b,
-                          const struct boxer_image *image)
+                          const struct boxer_image *image, bool stream)
 {
   json_object *o = json_object_new_object ();
   json_object *r = json_object_new_object ();
@@ -1165,6 +1235,8 @@ boxer_proto_encode_batch (const char *id, const struct boxer_batch_request *b,
 
   json_object_object_add (o, "type", json_object_new_string ("batch"));
   json_object_object_add (o, "id", json_object_new_string (id));
+  if (stream)
+    json_object_object_add (o, "stream", json_object_new_boolean (true));
   json_object_object_add (o, "parallelism", json_object_new_int64 (b->parallelism));
   encode_sandbox (r, &b->req);
   json_object_object_add (o, "request", r);
@@ -1225,6 +1297,9 @@ boxer_proto_decode_batch (json_object *msg, const struct boxer_config *cfg,
   if (!boxer_expiry_id_is_valid (id, BOXER_BATCH_ID_PREFIX, BOXER_BATCH_ID_HEX))
     return bad (err, "a malformed batch id");
   strcpy (out->id, id);
+  if (json_object_object_get_ex (msg, "stream", NULL)
+      && get_bool (msg, "stream", &out->stream, err) < 0)
+    return -1;
   if (get_int (msg, "parallelism", 1, BOXER_BATCH_MAX_PARALLELISM, &b->parallelism, err) < 0)
     return -1;
   if (!json_object_object_get_ex (msg, "request", &r) || !json_object_is_type (r, json_type_object))

@@ -89,6 +89,11 @@ int boxer_proto_recv (int fd, size_t max, int timeout_ms, json_object **msg, int
                       struct boxer_error **err);
 /* Send msg (and pass_fd unless -1) as one frame.  */
 int boxer_proto_send (int fd, json_object *msg, int pass_fd, struct boxer_error **err);
+/* The same, giving up at deadline_ms (boxer_now_ms () clock; -1: never)
+   with BOXER_ERR_RUNTIME when the reader takes nothing, so that a stalled
+   reader never holds its writer past the run's own time.  */
+int boxer_proto_send_until (int fd, json_object *msg, int pass_fd, long long deadline_ms,
+                            struct boxer_error **err);
 
 /* The "type" of a message, or NULL.  */
 const char *boxer_proto_type (json_object *msg);
@@ -179,12 +184,13 @@ struct boxer_proto_image
 struct boxer_proto_run
 {
   char id[40];          /* "r_" + 32 hex, chosen by the worker (its record's name) */
+  bool stream;          /* the worker wants "started" and "output" frames */
   struct boxer_run_request req;
   struct boxer_proto_image image;
 };
 
 json_object *boxer_proto_encode_run (const char *id, const struct boxer_run_request *req,
-                                     const struct boxer_image *image);
+                                     const struct boxer_image *image, bool stream);
 /* Checked against cfg as fcgi/request.c checks a client's request: every
    bound, limits within [floor, max_limits], the network allowed, upload
    ids and destinations well formed.  */
@@ -204,12 +210,13 @@ void boxer_proto_run_release (struct boxer_proto_run *run);
 struct boxer_proto_batch
 {
   char id[40];
+  bool stream;          /* as a run's */
   struct boxer_batch_request batch;
   struct boxer_proto_image image;
 };
 
 json_object *boxer_proto_encode_batch (const char *id, const struct boxer_batch_request *b,
-                                       const struct boxer_image *image);
+                                       const struct boxer_image *image, bool stream);
 /* Checked as a run is, and: 1 <= runs <= max_batch_runs, parallelism
    within [1, BOXER_BATCH_MAX_PARALLELISM], no file where each run has a
    fresh directory (boxer_batch_path_is_private ()).  */
@@ -227,6 +234,22 @@ json_object *boxer_proto_encode_batch_done (void);
 int boxer_proto_decode_batch_event (json_object *msg, const struct boxer_config *cfg,
                                     size_t nruns, size_t *index, struct boxer_run_result *res,
                                     struct boxer_error **run_err, struct boxer_error **err);
+
+/* A streamed run ("stream": true) sends, before its result or error,
+   "started" once its program runs (from then on the worker has answered
+   200 and reports any error as an event), and an "output" frame for each
+   piece of stdout (stream 0) or stderr (1) the result will hold, in the
+   order the program wrote them.  A streamed batch ("stream": true) sends
+   "started" once its sandbox is ready and each output with the "index"
+   of its run (index -1: none, a run's).  */
+json_object *boxer_proto_encode_started (void);
+json_object *boxer_proto_encode_output (long index, int stream, const char *data, size_t len);
+/* *data_out (caller frees) holds at most output_limit_bytes; *index_out
+   is -1 or below max_batch_runs (the worker checks it against its
+   batch).  */
+int boxer_proto_decode_output (json_object *msg, const struct boxer_config *cfg, long *index_out,
+                               int *stream_out, char **data_out, size_t *len_out,
+                               struct boxer_error **err);
 
 json_object *boxer_proto_encode_result (const struct boxer_run_result *res);
 /* res->image and res->image_digest are left NULL: the worker knows them.  */

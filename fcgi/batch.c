@@ -13,12 +13,14 @@
 #include "handlers.h"
 #include "request.h"
 #include "response.h"
+#include "sse.h"
 
 struct collected
 {
   const char *batch_id;
   const struct boxer_image *image;
   json_object **results;        /* one per run, in the request's order */
+  struct boxer_sse *sse;        /* streamed: each run's end as a "run" event too */
 };
 
 static void
@@ -59,6 +61,9 @@ collect (void *data, size_t index, struct boxer_run_result *res, const struct bo
   json_object_object_add (o, "index", json_object_new_int64 ((int64_t) index));
   json_object_put (c->results[index]);
   c->results[index] = o;
+  /* A failed write leaves the client gone: the next frame's hook says so.  */
+  if (c->sse && boxer_sse_output_end (c->sse, (long) index) == 0)
+    boxer_sse_event (c->sse, "run", o);
 }
 
 int
@@ -68,6 +73,9 @@ boxer_handle_batch (struct boxer_server *srv, struct boxer_http *http, struct bo
   cleanup_free char *body = NULL;
   struct boxer_batch_request batch = { 0 };
   struct collected c = { 0 };
+  cleanup_sse struct boxer_sse sse = { 0 };
+  struct boxer_run_sink sink = boxer_sse_sink (&sse);
+  bool streamed = boxer_sse_wanted (http->fcgi, "text/event-stream");
   char id[40];
   json_object *reply = NULL, *results;
   uint64_t bytes0;
@@ -100,11 +108,17 @@ boxer_handle_batch (struct boxer_server *srv, struct boxer_http *http, struct bo
   c.batch_id = id;
   c.image = image;
   c.results = xmalloc0 (batch.nruns * sizeof *c.results);
+  boxer_sse_init (&sse, http->fcgi, batch.nruns);
+  c.sse = streamed ? &sse : NULL;
   t0 = boxer_now_ms ();
   r = boxer_exec_batch (srv->cfg, id, boxer_auth_owner (http), &batch, image, http->fcgi->ipcFd,
-                        collect, &c, err);
+                        streamed ? &sink : NULL, collect, &c, err);
   if (r < 0)
-    goto out;
+    {
+      if (sse.begun)
+        r = boxer_sse_fail (&sse, http, err);
+      goto out;
+    }
   boxer_log_info ("batch %s image=%s runs=%zu parallelism=%lld ms=%lld", id, image->reference,
                   batch.nruns, (long long) batch.parallelism, boxer_now_ms () - t0);
   reply = json_object_new_object ();
@@ -118,7 +132,13 @@ boxer_handle_batch (struct boxer_server *srv, struct boxer_http *http, struct bo
       c.results[i] = NULL;
     }
   json_object_object_add (reply, "results", results);
-  boxer_reply_json (http->fcgi, 200, reply, NULL);
+  if (streamed)
+    {
+      if (sse.begun || boxer_sse_begin (&sse) == 0)
+        boxer_sse_event (&sse, "result", reply);
+    }
+  else
+    boxer_reply_json (http->fcgi, 200, reply, NULL);
   json_object_put (reply);
   http->status = 200;
 

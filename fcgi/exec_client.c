@@ -152,10 +152,73 @@ open_admitted (const struct boxer_config *cfg, const char *key, const struct box
   return r < 0 ? -1 : steal_fd (&fd);
 }
 
+/* A streamed run's or batch's "started" or "output" frame, given to sink:
+   1 when msg was one, 0 when it is not, -1 when the sink refused it or it
+   is malformed.  nruns: 0 for a run alone (no index), else the batch's.  */
+static int
+stream_frame (const struct boxer_config *cfg, json_object *msg, size_t nruns,
+              const struct boxer_run_sink *sink, struct boxer_error **err)
+{
+  const char *type = boxer_proto_type (msg);
+  cleanup_free char *data = NULL;
+  size_t len;
+  long index;
+  int stream;
+
+  if (sink == NULL || type == NULL)
+    return 0;
+  if (strcmp (type, "started") == 0)
+    {
+      if (sink->started (sink->data) < 0)
+        return boxer_error_make (err, BOXER_ERR_RUNTIME, "the client went away; run cancelled");
+      return 1;
+    }
+  if (strcmp (type, "output") != 0)
+    return 0;
+  if (boxer_proto_decode_output (msg, cfg, &index, &stream, &data, &len, err) < 0)
+    return -1;
+  if (nruns == 0 ? index != -1 : index < 0 || (size_t) index >= nruns)
+    return boxer_error_make (err, BOXER_ERR_INTERNAL, "executor: output of a run not asked for");
+  if (sink->output (sink->data, index, stream, data, len) < 0)
+    return boxer_error_make (err, BOXER_ERR_RUNTIME, "the client went away; run cancelled");
+  return 1;
+}
+
+/* The executor's next frame that is not a streamed one (those went to
+   sink).  */
+static int
+next_frame (const struct boxer_config *cfg, int fd, int client_fd, size_t nruns,
+            const struct boxer_run_sink *sink, json_object **msg, int *passed,
+            struct boxer_error **err)
+{
+  for (;;)
+    {
+      int r;
+
+      *passed = -1;
+      if (wait_frame (fd, client_fd, boxer_proto_result_frame_max (cfg), msg, passed, err) < 0)
+        return -1;
+      r = stream_frame (cfg, *msg, nruns, sink, err);
+      if (r == 0)
+        return 0;
+      json_object_put (*msg);
+      *msg = NULL;
+      if (*passed >= 0)
+        {
+          close (*passed);
+          *passed = -1;
+          return boxer_error_make (err, BOXER_ERR_INTERNAL,
+                                   "executor: a descriptor with a streamed frame");
+        }
+      if (r < 0)
+        return -1;
+    }
+}
+
 int
 boxer_exec_batch (const struct boxer_config *cfg, const char *id, const char *key,
                   const struct boxer_batch_request *batch, const struct boxer_image *image,
-                  int client_fd,
+                  int client_fd, const struct boxer_run_sink *sink,
                   void (*on_run) (void *data, size_t index, struct boxer_run_result *res,
                                   const struct boxer_error *run_err),
                   void *data, struct boxer_error **err)
@@ -169,7 +232,7 @@ boxer_exec_batch (const struct boxer_config *cfg, const char *id, const char *ke
 
   if (fd < 0)
     return -1;
-  msg = boxer_proto_encode_batch (id, batch, image);
+  msg = boxer_proto_encode_batch (id, batch, image, sink != NULL);
   r = boxer_proto_send (fd, msg, -1, err);
   json_object_put (msg);
   if (r < 0)
@@ -183,7 +246,7 @@ boxer_exec_batch (const struct boxer_config *cfg, const char *id, const char *ke
       int passed = -1;
 
       memset (&res, 0, sizeof res);
-      if (wait_frame (fd, client_fd, boxer_proto_result_frame_max (cfg), &msg, &passed, err) < 0)
+      if (next_frame (cfg, fd, client_fd, batch->nruns, sink, &msg, &passed, err) < 0)
         return -1;
       if (passed >= 0)
         close (passed);
@@ -213,8 +276,8 @@ boxer_exec_batch (const struct boxer_config *cfg, const char *id, const char *ke
 int
 boxer_exec_run (const struct boxer_config *cfg, const char *id, const char *key,
                 const struct boxer_run_request *req, const struct boxer_image *image,
-                int client_fd, struct boxer_run_result *out, int *output_fd,
-                struct boxer_error **err)
+                int client_fd, const struct boxer_run_sink *sink,
+                struct boxer_run_result *out, int *output_fd, struct boxer_error **err)
 {
   cleanup_close int fd = -1;
   json_object *msg;
@@ -226,11 +289,12 @@ boxer_exec_run (const struct boxer_config *cfg, const char *id, const char *key,
   if (fd < 0)
     return -1;
 
-  msg = boxer_proto_encode_run (id, req, image);
+  msg = boxer_proto_encode_run (id, req, image, sink != NULL);
   r = boxer_proto_send (fd, msg, -1, err);
   json_object_put (msg);
-  if (r < 0
-      || wait_frame (fd, client_fd, boxer_proto_result_frame_max (cfg), &msg, &passed, err) < 0)
+  if (r < 0)
+    return -1;
+  if (next_frame (cfg, fd, client_fd, 0, sink, &msg, &passed, err) < 0)
     return -1;
   r = boxer_proto_decode_result (msg, cfg, out, err);
   json_object_put (msg);

@@ -18,19 +18,23 @@ int boxer_exec_hello (const struct boxer_config *cfg, struct boxer_proto_hello *
    went away, the run is cancelled (BOXER_ERR_RUNTIME).  On success *out
    is the result (without outputs) and *output_fd a descriptor of the
    run's /output, or -1.  key: the name of the request's API key (NULL:
-   none); a key at its max_concurrent_runs is BOXER_ERR_TOO_MANY.  */
+   none); a key at its max_concurrent_runs is BOXER_ERR_TOO_MANY.
+   sink (NULL: none) streams the run: its started hook is called when the
+   program runs, its output hook with each piece of output as it comes;
+   -1 from either cancels the run (BOXER_ERR_RUNTIME).  */
 int boxer_exec_run (const struct boxer_config *cfg, const char *id, const char *key,
                     const struct boxer_run_request *req, const struct boxer_image *image,
-                    int client_fd, struct boxer_run_result *out, int *output_fd,
-                    struct boxer_error **err);
+                    int client_fd, const struct boxer_run_sink *sink,
+                    struct boxer_run_result *out, int *output_fd, struct boxer_error **err);
 
 /* Run a batch as id (as boxer_exec_run (), one slot of the executor).
    on_run gets each run's end as it comes: its result (without image or
    outputs) or, for a run that could not start, run_err.  0 once every run
-   was told; -1 with *err for the batch's own error.  */
+   was told; -1 with *err for the batch's own error.  sink streams it as
+   boxer_exec_run ()'s does, with each output's run index.  */
 int boxer_exec_batch (const struct boxer_config *cfg, const char *id, const char *key,
                       const struct boxer_batch_request *batch, const struct boxer_image *image,
-                      int client_fd,
+                      int client_fd, const struct boxer_run_sink *sink,
                       void (*on_run) (void *data, size_t index, struct boxer_run_result *res,
                                       const struct boxer_error *run_err),
                       void *data, struct boxer_error **err);

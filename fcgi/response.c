@@ -162,9 +162,8 @@ boxer_reply_error (FCGX_Request *req, const struct boxer_error *error, const cha
   boxer_reply_error_headers (req, error, request_id, NULL);
 }
 
-void
-boxer_reply_error_headers (FCGX_Request *req, const struct boxer_error *error,
-                           const char *request_id, const char *extra_headers)
+json_object *
+boxer_error_body (const struct boxer_error *error, const char *request_id)
 {
   const char *code;
   int status = boxer_http_status (error->category, &code);
@@ -172,22 +171,36 @@ boxer_reply_error_headers (FCGX_Request *req, const struct boxer_error *error,
   json_object *e = json_object_new_object ();
   cleanup_free char *generic = NULL;
   const char *message = error->msg;
-  cleanup_free char *extra = xstrdup (extra_headers ? extra_headers : "");
 
   if (status >= 500)
     boxer_log_error ("%s", error->msg);
+  if (error->category == BOXER_ERR_INTERNAL)
+    {
+      generic = xasprintf ("internal error; the server log has the details under request id %s",
+                           request_id);
+      message = generic;
+    }
+  json_object_object_add (e, "code", json_object_new_string (code));
+  json_object_object_add (e, "message", json_object_new_string (message));
+  json_object_object_add (body, "error", e);
+  return body;
+}
+
+void
+boxer_reply_error_headers (FCGX_Request *req, const struct boxer_error *error,
+                           const char *request_id, const char *extra_headers)
+{
+  const char *code;
+  int status = boxer_http_status (error->category, &code);
+  json_object *body = boxer_error_body (error, request_id);
+  cleanup_free char *extra = xstrdup (extra_headers ? extra_headers : "");
+
   /* RFC 6750: a 401 names the scheme it wants.  */
   if (error->category == BOXER_ERR_UNAUTHORIZED)
     {
       char *more = xasprintf ("%sWWW-Authenticate: Bearer realm=\"boxer\"\r\n", extra);
       free (extra);
       extra = more;
-    }
-  if (error->category == BOXER_ERR_INTERNAL)
-    {
-      generic = xasprintf ("internal error; the server log has the details under request id %s",
-                           request_id);
-      message = generic;
     }
   for (size_t i = 0; i < sizeof status_table / sizeof status_table[0]; i++)
     if (status_table[i].category == error->category && status_table[i].retry_after > 0)
@@ -196,10 +209,6 @@ boxer_reply_error_headers (FCGX_Request *req, const struct boxer_error *error,
         free (extra);
         extra = more;
       }
-
-  json_object_object_add (e, "code", json_object_new_string (code));
-  json_object_object_add (e, "message", json_object_new_string (message));
-  json_object_object_add (body, "error", e);
   boxer_reply_json (req, status, body, extra);
   json_object_put (body);
 }

@@ -29,6 +29,9 @@ void boxer_reply_fd (FCGX_Request *req, int status, const char *content_type, in
    and other details never reach the client.  */
 void boxer_reply_error (FCGX_Request *req, const struct boxer_error *error,
                         const char *request_id);
+/* The error body alone (logged as boxer_reply_error () logs it), for an
+   error told inside a stream.  */
+json_object *boxer_error_body (const struct boxer_error *error, const char *request_id);
 /* The same with extra header lines, each ending in "\r\n".  */
 void boxer_reply_error_headers (FCGX_Request *req, const struct boxer_error *error,
                                 const char *request_id, const char *extra_headers);

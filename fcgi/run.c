@@ -10,6 +10,7 @@
 #include "handlers.h"
 #include "request.h"
 #include "response.h"
+#include "sse.h"
 
 int
 boxer_handle_run (struct boxer_server *srv, struct boxer_http *http, struct boxer_error **err)
@@ -43,6 +44,9 @@ boxer_run_answer (struct boxer_server *srv, struct boxer_http *http,
   cleanup_image struct boxer_image *image = NULL;
   cleanup_close int output_fd = -1;
   struct boxer_run_result res;
+  cleanup_sse struct boxer_sse sse = { 0 };
+  struct boxer_run_sink sink = boxer_sse_sink (&sse);
+  bool streamed = boxer_sse_wanted (http->fcgi, "text/event-stream");
   char id[40];
   json_object *reply;
   long long t0;
@@ -66,14 +70,16 @@ boxer_run_answer (struct boxer_server *srv, struct boxer_http *http,
     return -1;
   if (boxer_random_id (id, BOXER_RECORD_ID_PREFIX, BOXER_RECORD_ID_HEX, err) < 0)
     return -1;
-  if (boxer_exec_run (srv->cfg, id, boxer_auth_owner (http), req, image, http->fcgi->ipcFd, &res, &output_fd, err) < 0)
-    return -1;
+  boxer_sse_init (&sse, http->fcgi, 1);
+  if (boxer_exec_run (srv->cfg, id, boxer_auth_owner (http), req, image, http->fcgi->ipcFd,
+                      streamed ? &sink : NULL, &res, &output_fd, err) < 0)
+    return sse.begun ? boxer_sse_fail (&sse, http, err) : -1;
   /* What the run wrote is read here, by the worker, never by the
      executor.  */
   if (boxer_records_capture (srv->cfg, id, output_fd, &res, err) < 0)
     {
       boxer_run_result_release (&res);
-      return -1;
+      return sse.begun ? boxer_sse_fail (&sse, http, err) : -1;
     }
 
   boxer_log_info ("run %s image=%s exit=%d timed_out=%d oom=%d wall_ms=%lld peak_mem=%lld", res.id,
@@ -83,7 +89,14 @@ boxer_run_answer (struct boxer_server *srv, struct boxer_http *http,
   /* GET /runs/{id} answers with the same, from any worker.  */
   boxer_files_record_run (srv, http, &res, reply);
   boxer_run_result_release (&res);
-  boxer_reply_json (http->fcgi, 200, reply, NULL);
+  if (streamed)
+    {
+      /* The events held all of the result's output but a cut character.  */
+      if ((sse.begun || boxer_sse_begin (&sse) == 0) && boxer_sse_output_end (&sse, -1) == 0)
+        boxer_sse_event (&sse, "result", reply);
+    }
+  else
+    boxer_reply_json (http->fcgi, 200, reply, NULL);
   json_object_put (reply);
   http->status = 200;
   return 0;

@@ -119,7 +119,7 @@ static void
 run_round_trip (const struct boxer_proto_run *a, const struct boxer_config *cfg)
 {
   struct boxer_image image = image_of (&a->image);
-  json_object *enc = boxer_proto_encode_run (a->id, &a->req, &image);
+  json_object *enc = boxer_proto_encode_run (a->id, &a->req, &image, a->stream);
   json_object *msg = through_text (enc);
   struct boxer_proto_run b;
   struct boxer_error *err = NULL;
@@ -127,7 +127,8 @@ run_round_trip (const struct boxer_proto_run *a, const struct boxer_config *cfg)
 
   if (boxer_proto_decode_run (msg, cfg, &b, &err) < 0)
     abort ();
-  if (strcmp (a->id, b.id) != 0 || !str_equal (ra->image, rb->image) || !program_equal (ra, rb)
+  if (strcmp (a->id, b.id) != 0 || a->stream != b.stream || !str_equal (ra->image, rb->image)
+      || !program_equal (ra, rb)
       || ra->limits.cpu_cores != rb->limits.cpu_cores
       || ra->limits.memory_mb != rb->limits.memory_mb
       || ra->limits.wall_clock_secs != rb->limits.wall_clock_secs
@@ -147,14 +148,15 @@ static void
 batch_round_trip (const struct boxer_proto_batch *a, const struct boxer_config *cfg)
 {
   struct boxer_image image = image_of (&a->image);
-  json_object *enc = boxer_proto_encode_batch (a->id, &a->batch, &image);
+  json_object *enc = boxer_proto_encode_batch (a->id, &a->batch, &image, a->stream);
   json_object *msg = through_text (enc);
   struct boxer_proto_batch b;
   struct boxer_error *err = NULL;
 
   if (boxer_proto_decode_batch (msg, cfg, &b, &err) < 0)
     abort ();
-  if (strcmp (a->id, b.id) != 0 || !str_equal (a->batch.req.image, b.batch.req.image)
+  if (strcmp (a->id, b.id) != 0 || a->stream != b.stream
+      || !str_equal (a->batch.req.image, b.batch.req.image)
       || a->batch.parallelism != b.batch.parallelism || a->batch.nruns != b.batch.nruns
       || a->batch.req.network != b.batch.req.network
       || a->batch.req.limits.memory_mb != b.batch.req.limits.memory_mb
@@ -308,6 +310,33 @@ decode_all (json_object *msg)
   boxer_proto_run_release (&run);
   boxer_error_release (&err);
 
+  {
+    int stream;
+    long index;
+    char *data;
+    size_t len;
+    r = boxer_proto_decode_output (msg, &cfg, &index, &stream, &data, &len, &err);
+    check_error (r, err);
+    if (r == 0)
+      {
+        json_object *enc = boxer_proto_encode_output (index, stream, data, len);
+        json_object *again = through_text (enc);
+        int stream2;
+        long index2;
+        char *data2;
+        size_t len2;
+        if ((stream != 0 && stream != 1) || len > (size_t) cfg.output_limit_bytes
+            || index < -1 || index >= cfg.max_batch_runs
+            || boxer_proto_decode_output (again, &cfg, &index2, &stream2, &data2, &len2, NULL) < 0
+            || stream2 != stream || index2 != index || !bytes_equal (data, len, data2, len2))
+          abort ();
+        free (data2);
+        json_object_put (again);
+        json_object_put (enc);
+      }
+    free (data);
+    boxer_error_release (&err);
+  }
   {
     struct boxer_proto_batch batch;
     r = boxer_proto_decode_batch (msg, &cfg, &batch, &err);

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUSYBOX, ROOT, Api, need
+from conftest import BUSYBOX, PYTHON, ROOT, Api, need
+from test_stream import stream
 
 MODULES = Path("/usr/lib/apache2/modules")
 PORT = int(os.environ.get("BOXER_TEST_PORT", "18080")) + 20
@@ -126,6 +127,17 @@ def test_runs(apache):
     assert (r["stdout"], r["stderr"], r["exit_code"]) == ("out\n", "err\n", 3)
     status, rec, _, _ = apache.request("GET", f"/runs/{r['id']}")
     assert status == 200 and rec == r
+
+
+def test_stream(apache):
+    """Apache passes each event on as it comes (flushpackets)."""
+    events, result = stream(apache, dict(image=PYTHON, cmd=[
+        "python3", "-u", "-c",
+        "import sys, time; sys.stdout.write('first\\n'); time.sleep(2); sys.stdout.write('second\\n')"]),
+        headers={"Authorization": f"Bearer {KEY}"})
+    assert [(n, d["data"]) for n, d, _ in events] == [("stdout", "first\n"), ("stdout", "second\n")]
+    assert events[1][2] - events[0][2] >= 1.5
+    assert result["stdout"] == "first\nsecond\n"
 
 
 def test_uploads_and_outputs(apache):

@@ -138,7 +138,28 @@ class Contract:
             body = json.loads(raw)
             self.validate(body, _pointer(*resp_pointer, "content", ctype, "schema"), what)
             return body
+        if ctype == "text/event-stream":
+            return self.check_events(raw, content[ctype], resp_pointer, what)
         return raw
+
+    def check_events(self, raw, media, resp_pointer, what):
+        """A whole event stream: every event one the document names in
+        x-events, its data valid against that event's schema, and the
+        last event one that ends a stream.  The events as (name, data)."""
+        events = []
+        for block in raw.decode("utf-8").split("\n\n"):
+            lines = [ln for ln in block.split("\n") if ln and not ln.startswith(":")]
+            if not lines:
+                continue
+            fields = dict(ln.split(": ", 1) for ln in lines)
+            assert set(fields) == {"event", "data"}, f"{what}: an event of {lines!r}"
+            name, data = fields["event"], json.loads(fields["data"])
+            assert name in media["x-events"], f"{what}: undocumented event {name!r}"
+            self.validate(data, _pointer(*resp_pointer, "content", "text/event-stream",
+                                         "x-events", name), f"{what}: event {name}")
+            events.append((name, data))
+        assert events and events[-1][0] in media["x-last-events"], f"{what}: ends with {events[-1:]}"
+        return events
 
     def _response_pointer(self, ref_or_resp, template, method, key):
         if isinstance(ref_or_resp, dict) and "$ref" in ref_or_resp:

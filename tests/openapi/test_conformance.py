@@ -142,6 +142,30 @@ def test_run_results(api):
     assert r["stdout_truncated"] is True and r["stderr"] == "\ufffd"
 
 
+def test_run_streamed(api):
+    """Accept: text/event-stream: every event as x-events documents it,
+    errors before the run as ordinary JSON errors."""
+    sse = {"Accept": "text/event-stream"}
+    _, events, hdrs = call(api, "POST", "/run", {
+        "image": BUSYBOX, "cmd": ["sh", "-c", "echo out; printf '\\377' >&2; exit 4"]},
+        headers=sse, expect=200)
+    assert hdrs["content-type"].startswith("text/event-stream")
+    assert [n for n, _ in events] == ["stdout", "stderr", "result"]
+    assert events[-1][1]["exit_code"] == 4 and events[1][1]["data"] == "\ufffd"
+    status, body, _ = call(api, "POST", "/run", {"cmd": ["true"]}, headers=sse)
+    assert status == 400 and code(body) == "invalid_request"
+
+
+def test_batch_streamed(api):
+    _, events, _ = call(api, "POST", "/batch", {
+        "image": BUSYBOX, "runs": [{"cmd": ["sh", "-c", "echo a; echo b >&2"]},
+                                   {"cmd": ["sh", "-c", "exit 2"]}]},
+        headers={"Accept": "text/event-stream"}, expect=200)
+    names = [n for n, _ in events]
+    assert names[-1] == "result" and names.count("run") == 2
+    assert {n for n in names[:-1]} == {"stdout", "stderr", "run"}
+
+
 def test_run_of_a_missing_program(api):
     # Found by the fuzz run: a name looked up in PATH fails inside runsc, not
     # in the sandbox; the answer is a shell's, as for an absolute path.

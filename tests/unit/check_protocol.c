@@ -198,7 +198,7 @@ good_run (void)
     .digest = (char *) "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
     .env = ienv,
   };
-  return boxer_proto_encode_run ("r_0123456789abcdef0123456789abcdef", &req, &image);
+  return boxer_proto_encode_run ("r_0123456789abcdef0123456789abcdef", &req, &image, false);
 }
 
 START_TEST (test_run_round_trip)
@@ -230,6 +230,108 @@ END_TEST
 
 /* Each case changes one field of a good run message to what a hostile
    worker might send; the executor must refuse it.  */
+START_TEST (test_run_stream_flag)
+{
+  cleanup_error struct boxer_error *err = NULL;
+  json_object *msg = good_run ();
+  struct boxer_proto_run run;
+
+  /* Absent: not streamed.  */
+  ck_assert_int_eq (boxer_proto_decode_run (msg, &cfg, &run, &err), 0);
+  ck_assert (!run.stream);
+  boxer_proto_run_release (&run);
+  json_object_object_add (msg, "stream", json_object_new_boolean (true));
+  ck_assert_int_eq (boxer_proto_decode_run (msg, &cfg, &run, &err), 0);
+  ck_assert (run.stream);
+  boxer_proto_run_release (&run);
+  json_object_object_add (msg, "stream", json_object_new_string ("yes"));
+  ck_assert_int_eq (boxer_proto_decode_run (msg, &cfg, &run, &err), -1);
+  ck_assert_int_eq (err->category, BOXER_ERR_INVALID);
+  boxer_proto_run_release (&run);
+  json_object_put (msg);
+}
+END_TEST
+
+START_TEST (test_output_frames)
+{
+  cleanup_error struct boxer_error *err = NULL;
+  json_object *msg = boxer_proto_encode_output (-1, 1, "a\0\377b", 4);
+  char *data;
+  size_t len;
+  long index;
+  int stream;
+
+  ck_assert_str_eq (boxer_proto_type (msg), "output");
+  ck_assert_int_eq (boxer_proto_decode_output (msg, &cfg, &index, &stream, &data, &len, &err), 0);
+  ck_assert_int_eq (index, -1);
+  ck_assert_int_eq (stream, 1);
+  ck_assert_uint_eq (len, 4);
+  ck_assert (memcmp (data, "a\0\377b", 4) == 0);
+  free (data);
+  json_object_put (msg);
+
+  msg = boxer_proto_encode_started ();
+  ck_assert_str_eq (boxer_proto_type (msg), "started");
+  json_object_put (msg);
+
+  /* From the executor, but checked all the same: an unknown stream, and
+     more than a result may hold.  */
+  /* A batch's run.  */
+  msg = boxer_proto_encode_output (7, 0, "x", 1);
+  ck_assert_int_eq (boxer_proto_decode_output (msg, &cfg, &index, &stream, &data, &len, &err), 0);
+  ck_assert_int_eq (index, 7);
+  ck_assert_int_eq (stream, 0);
+  free (data);
+  json_object_object_add (msg, "index", json_object_new_int64 (cfg.max_batch_runs));
+  ck_assert_int_eq (boxer_proto_decode_output (msg, &cfg, &index, &stream, &data, &len, &err), -1);
+  ck_assert_ptr_null (data);
+  boxer_error_release (&err);
+  json_object_put (msg);
+
+  msg = boxer_proto_encode_output (-1, 0, "x", 1);
+  json_object_object_add (msg, "stream", json_object_new_string ("stdin"));
+  ck_assert_int_eq (boxer_proto_decode_output (msg, &cfg, &index, &stream, &data, &len, &err), -1);
+  ck_assert_ptr_null (data);
+  boxer_error_release (&err);
+  json_object_put (msg);
+  {
+    struct boxer_config small = cfg;
+    small.output_limit_bytes = 2;
+    msg = boxer_proto_encode_output (-1, 0, "xyz", 3);
+    ck_assert_int_eq (boxer_proto_decode_output (msg, &small, &index, &stream, &data, &len, &err),
+                      -1);
+    ck_assert_ptr_null (data);
+    boxer_error_release (&err);
+    json_object_put (msg);
+  }
+}
+END_TEST
+
+/* A reader that takes nothing cannot hold a writer past its deadline.  */
+START_TEST (test_send_until_gives_up)
+{
+  cleanup_error struct boxer_error *err = NULL;
+  int sv[2];
+  char big[256 * 1024];
+  json_object *msg;
+  long long t0;
+  int r;
+
+  ck_assert_int_eq (socketpair (AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  memset (big, 'a', sizeof big);
+  msg = boxer_proto_encode_output (-1, 0, big, sizeof big);
+  t0 = boxer_now_ms ();
+  r = boxer_proto_send_until (sv[0], msg, -1, t0 + 300, &err);
+  ck_assert_int_eq (r, -1);
+  ck_assert_int_eq (err->category, BOXER_ERR_RUNTIME);
+  ck_assert_int_ge (boxer_now_ms () - t0, 300);
+  ck_assert_int_lt (boxer_now_ms () - t0, 5000);
+  json_object_put (msg);
+  close (sv[0]);
+  close (sv[1]);
+}
+END_TEST
+
 START_TEST (test_run_hostile)
 {
   struct
@@ -535,6 +637,9 @@ protocol_suite (void)
   tcase_add_test (tc, test_frame_eof_and_silence);
   tcase_add_test (tc, test_frame_extra_fds);
   tcase_add_test (tc, test_run_round_trip);
+  tcase_add_test (tc, test_run_stream_flag);
+  tcase_add_test (tc, test_output_frames);
+  tcase_add_test (tc, test_send_until_gives_up);
   tcase_add_test (tc, test_run_hostile);
   tcase_add_test (tc, test_stdin_over_the_upload_limit);
   tcase_add_test (tc, test_result_round_trip);

@@ -167,6 +167,72 @@ START_TEST (test_random_idempotent)
 }
 END_TEST
 
+START_TEST (test_incomplete_tail)
+{
+  ck_assert_uint_eq (boxer_utf8_incomplete_tail ("", 0), 0);
+  ck_assert_uint_eq (boxer_utf8_incomplete_tail ("abc", 3), 0);
+  ck_assert_uint_eq (boxer_utf8_incomplete_tail ("a\xc3", 2), 1);
+  ck_assert_uint_eq (boxer_utf8_incomplete_tail ("a\xc3\xa9", 3), 0);
+  ck_assert_uint_eq (boxer_utf8_incomplete_tail ("a\xe2\x82", 3), 2);
+  ck_assert_uint_eq (boxer_utf8_incomplete_tail ("\xe2\x82\xac", 3), 0);
+  ck_assert_uint_eq (boxer_utf8_incomplete_tail ("\xf0\x9f\x98", 3), 3);
+  ck_assert_uint_eq (boxer_utf8_incomplete_tail ("\xf0\x9f\x98\x80", 4), 0);
+  /* Beginnings no more bytes can make valid: sanitized at once.  */
+  ck_assert_uint_eq (boxer_utf8_incomplete_tail ("\xed\xa0", 2), 0);   /* a surrogate */
+  ck_assert_uint_eq (boxer_utf8_incomplete_tail ("\xe0\x80", 2), 0);   /* overlong */
+  ck_assert_uint_eq (boxer_utf8_incomplete_tail ("\xf4\x90", 2), 0);   /* past U+10FFFF */
+  ck_assert_uint_eq (boxer_utf8_incomplete_tail ("\xf5", 1), 0);
+  ck_assert_uint_eq (boxer_utf8_incomplete_tail ("\x80\x80\x80", 3), 0);
+  ck_assert_uint_eq (boxer_utf8_incomplete_tail ("\xe2\xc3", 2), 1);
+}
+END_TEST
+
+/* Output sanitized piece by piece, each piece's incomplete tail carried to
+   the next, reads exactly as the whole output sanitized at once, wherever
+   it was cut.  */
+START_TEST (test_pieces_read_as_whole)
+{
+  unsigned int seed = 54321;
+  unsigned char in[64];
+
+  for (int round = 0; round < 3000; round++)
+    {
+      size_t n = (size_t) (rand_r (&seed) % sizeof in);
+      size_t whole_len;
+      cleanup_free char *whole = NULL;
+      char streamed[sizeof in * 3 + 1];
+      char carry[sizeof in + 4];
+      size_t slen = 0, clen = 0, pos = 0;
+
+      for (size_t i = 0; i < n; i++)
+        {
+          int r = rand_r (&seed);
+          in[i] = (unsigned char) (r % 3 ? 0x80 + (r >> 4) % 0x80 : (r >> 4) % 0x100);
+        }
+      whole = boxer_utf8_sanitize ((const char *) in, n, &whole_len);
+      while (pos < n || clen > 0)
+        {
+          size_t take = pos < n ? 1 + (size_t) rand_r (&seed) % (n - pos) : 0;
+          size_t keep, out_len;
+          cleanup_free char *out = NULL;
+
+          memcpy (carry + clen, in + pos, take);
+          clen += take;
+          pos += take;
+          /* At the end nothing more comes: the tail is sanitized too.  */
+          keep = pos < n ? boxer_utf8_incomplete_tail (carry, clen) : 0;
+          out = boxer_utf8_sanitize (carry, clen - keep, &out_len);
+          memcpy (streamed + slen, out, out_len);
+          slen += out_len;
+          memmove (carry, carry + clen - keep, keep);
+          clen = keep;
+        }
+      ck_assert_uint_eq (slen, whole_len);
+      ck_assert_mem_eq (streamed, whole, slen);
+    }
+}
+END_TEST
+
 static Suite *
 utf8_suite (void)
 {
@@ -184,6 +250,8 @@ utf8_suite (void)
   tcase_add_test (tc, test_mixed);
   tcase_add_test (tc, test_len_out_optional);
   tcase_add_test (tc, test_random_idempotent);
+  tcase_add_test (tc, test_incomplete_tail);
+  tcase_add_test (tc, test_pieces_read_as_whole);
   suite_add_tcase (s, tc);
   return s;
 }
