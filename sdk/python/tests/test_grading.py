@@ -94,8 +94,16 @@ class Reference:
                 out.update({int(k): v
                             for k, v in json.loads((d / "out.json").read_text()).items()})
         finally:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.close()
         return out
+
+    def close(self):
+        """Whatever happened: no grader process and no directory of ours left."""
+        for p, _ in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def evaluate(env, *args, timeout=900):
@@ -120,14 +128,17 @@ def test_agreement_with_the_reference_grader(url, example_env, tmp_path, batch):
     t0 = time.monotonic()
     ref = Reference(problems, samples, tmp_path)
     results = tmp_path / "results.jsonl"
-    # --batch: four runs at once in a sandbox of the test stack's 2 cores.
-    p = evaluate(example_env, "--url", url, "--image", PYTHON, "--data", HUMANEVAL,
-                 "--samples", path, "--results", results, "--concurrency", "4",
-                 "--timeout", DEFAULT_TIMEOUT,
-                 *(["--batch", "--batch-cpu-cores", "2"] if batch else []))
-    boxer_secs = time.monotonic() - t0
-    assert p.returncode == 0, p.stderr[-3000:]
-    want = ref.results()
+    try:
+        # --batch: four runs at once in a sandbox of the test stack's 2 cores.
+        p = evaluate(example_env, "--url", url, "--image", PYTHON, "--data", HUMANEVAL,
+                     "--samples", path, "--results", results, "--concurrency", "4",
+                     "--timeout", DEFAULT_TIMEOUT,
+                     *(["--batch", "--batch-cpu-cores", "2"] if batch else []))
+        boxer_secs = time.monotonic() - t0
+        assert p.returncode == 0, p.stderr[-3000:]
+        want = ref.results()
+    finally:
+        ref.close()
     got = [json.loads(line) for line in results.read_text().splitlines()]
 
     # Records name their sample: its index in the file and its completion_id.

@@ -20,6 +20,23 @@ def public_methods(cls):
             if not name.startswith("_") and callable(member)}
 
 
+#: Methods whose async twin returns an async iterator instead of a coroutine.
+ITERATORS = {"stream"}
+
+
+def test_streams_match():
+    """RunStream and AsyncRunStream: an iterator and an async iterator,
+    each a context manager of its kind, with close()."""
+    assert hasattr(boxer.RunStream, "__next__") and hasattr(boxer.RunStream, "__enter__")
+    assert not inspect.iscoroutinefunction(boxer.RunStream.close)
+    for name in ("__anext__", "__aenter__", "__aexit__", "close", "aclose"):
+        assert inspect.iscoroutinefunction(getattr(boxer.AsyncRunStream, name)), name
+    s = inspect.signature(boxer.BoxerClient.stream)
+    assert list(s.parameters) == list(inspect.signature(boxer.BoxerClient.run).parameters)
+    assert s.return_annotation == "RunStream"
+    assert inspect.signature(boxer.AsyncBoxerClient.stream).return_annotation == "AsyncRunStream"
+
+
 @pytest.mark.parametrize("sync_cls, async_cls", [
     (boxer.BoxerClient, boxer.AsyncBoxerClient),
     (boxer.Images, boxer.AsyncImages),
@@ -32,8 +49,12 @@ def test_sync_and_async_public_methods_match(sync_cls, async_cls):
         # Same parameters, kinds and defaults; the async ones are coroutines.
         assert [(p.name, p.kind, p.default) for p in s.parameters.values()] == \
                [(p.name, p.kind, p.default) for p in a.parameters.values()], name
-        assert inspect.iscoroutinefunction(asyn[name]), name
         assert not inspect.iscoroutinefunction(sync[name]), name
+        if name in ITERATORS:
+            # Not awaited: it returns an async iterator, for `async for`.
+            assert not inspect.iscoroutinefunction(asyn[name]), name
+        else:
+            assert inspect.iscoroutinefunction(asyn[name]), name
     # Constructors too; only the type of the httpx client differs.
     s = inspect.signature(sync_cls.__init__).parameters
     a = inspect.signature(async_cls.__init__).parameters
@@ -97,7 +118,7 @@ def test_results_are_frozen_and_documented():
     assert r.raw["new_field_of_a_later_server"] == 1
     classes = (boxer.RunResult, boxer.OutputFile, boxer.UploadedFile, boxer.ImageInfo,
                boxer.Health, boxer.Limits, boxer.BatchRun, boxer.BatchResult,
-               boxer.BatchRunError)
+               boxer.BatchRunError, boxer.StdoutEvent, boxer.StderrEvent, boxer.ResultEvent)
     for cls in classes:
         assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen, cls
         assert cls.__doc__, cls

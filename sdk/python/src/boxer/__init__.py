@@ -10,13 +10,15 @@ sandboxes::
 
 :class:`AsyncBoxerClient` has the same methods as coroutines;
 ``client.batch(image, runs, parallelism=N)`` runs many commands in one
-sandbox and returns their results in order.
+sandbox and returns their results in order; ``client.stream(...)`` runs
+one as ``run()`` does and yields its output as it comes, then its result.
+The ``boxer`` command (:mod:`boxer.cli`) does the same from a shell.
 :mod:`boxer.grading` grades untrusted programs on a verdict channel they
 cannot write (not by their exit status).
 """
 
-from ._async_client import AsyncBoxerClient, AsyncImages
-from ._client import BoxerClient, Images
+from ._async_client import AsyncBoxerClient, AsyncImages, AsyncRunStream
+from ._client import BoxerClient, Images, RunStream
 from ._errors import (
     APIError,
     BadRequestError,
@@ -43,6 +45,7 @@ from ._errors import (
 )
 from ._types import (
     AsyncRunResult,
+    AsyncStreamEvent,
     BatchResult,
     BatchRun,
     BatchRunError,
@@ -51,7 +54,11 @@ from ._types import (
     ImageInfo,
     Limits,
     OutputFile,
+    ResultEvent,
     RunResult,
+    StderrEvent,
+    StdoutEvent,
+    StreamEvent,
     UploadedFile,
 )
 from ._version import __version__
@@ -69,6 +76,13 @@ __all__ = [
     "BatchRun",
     "BatchResult",
     "BatchRunError",
+    "RunStream",
+    "AsyncRunStream",
+    "StdoutEvent",
+    "StderrEvent",
+    "ResultEvent",
+    "StreamEvent",
+    "AsyncStreamEvent",
     "OutputFile",
     "UploadedFile",
     "ImageInfo",

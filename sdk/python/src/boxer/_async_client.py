@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import anyio
 from types import TracebackType
-from typing import Any, Mapping, Sequence
+from typing import Any, AsyncIterator, Mapping, Sequence
 
 import httpx
 
 from . import _core as core
 from ._types import (
     AsyncRunResult,
+    AsyncStreamEvent,
     BatchResult,
     BatchRun,
     FileSource,
@@ -22,7 +23,7 @@ from ._types import (
     UploadedFile,
 )
 
-__all__ = ["AsyncBoxerClient", "AsyncImages"]
+__all__ = ["AsyncBoxerClient", "AsyncImages", "AsyncRunStream"]
 
 
 class AsyncBoxerClient:
@@ -92,10 +93,17 @@ class AsyncBoxerClient:
     # --- I/O: the only part that differs from AsyncBoxerClient ---------------
 
     async def _send(self, req: core.Request) -> httpx.Response:
+        """The answer to req, after the retries the core allows. For a
+        stream (``req.stream``) only its head has been read: the caller
+        reads the body and must close it."""
         attempt = 0
         while True:
             try:
-                resp = await self._http.request(**core.httpx_args(self._opts, req))
+                args = core.httpx_args(self._opts, req)
+                if req.stream:
+                    resp = await self._http.send(self._http.build_request(**args), stream=True)
+                else:
+                    resp = await self._http.request(**args)
             except httpx.TransportError as exc:
                 delay = core.retry_delay_for_exception(self._opts, req, attempt, exc)
                 if delay is None:
@@ -105,6 +113,7 @@ class AsyncBoxerClient:
                                                     resp.headers)
                 if delay is None:
                     return resp
+                await resp.aclose()
             await anyio.sleep(delay)
             attempt += 1
 
@@ -153,6 +162,39 @@ class AsyncBoxerClient:
         req = core.build_run(self._opts, image, cmd, files=files, limits=limits, network=network,
                              env=env, workdir=workdir, stdin=stdin, timeout=timeout)
         return core.parse_run_result(await self._json(req), AsyncRunResult, self)
+
+    def stream(
+        self,
+        image: str,
+        cmd: Sequence[str] | None = None,
+        *,
+        files: Mapping[str, FileSource] | None = None,
+        limits: Limits | Mapping[str, Any] | None = None,
+        network: str | None = None,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        stdin: str | bytes | None = None,
+        timeout: float | None = None,
+    ) -> AsyncRunStream:
+        """Run ``cmd`` as :meth:`run` does, and see its output as it comes.
+
+        Not a coroutine: it returns an :class:`AsyncRunStream`, to use with
+        ``async for`` (best inside ``async with``)::
+
+            async with client.stream(image, ["python3", "train.py"]) as events:
+                async for event in events:
+                    if isinstance(event, boxer.StdoutEvent):
+                        print(event.data, end="", flush=True)
+                    elif isinstance(event, boxer.ResultEvent):
+                        result = event.result
+
+        Everything else is :meth:`BoxerClient.stream`'s: the same arguments,
+        events, exceptions, and closing early stops the run.
+        """
+        req = core.build_stream(self._opts, image, cmd, files=files, limits=limits,
+                                network=network, env=env, workdir=workdir, stdin=stdin,
+                                timeout=timeout)
+        return AsyncRunStream(self, req)
 
     async def batch(
         self,
@@ -262,3 +304,108 @@ class AsyncImages:
         req = core.build_delete_image(reference)
         resp = await self._client._send(req)
         core.check(req, resp.status_code, resp.headers, resp.content)
+
+
+class AsyncRunStream:
+    """The events of one run as it goes: what
+    :meth:`AsyncBoxerClient.stream` returns. An async iterator of
+    :class:`StdoutEvent`, :class:`StderrEvent` and finally one
+    :class:`ResultEvent` (of an :class:`AsyncRunResult`), and an async
+    context manager that closes it.
+
+    The request is sent on the first ``__anext__()``. Once the result is
+    out, or an exception was raised (a cancellation included), the stream
+    is closed and iteration ends. Closing it before (``await``
+    :meth:`close`, leaving its ``async with``) closes the connection, which
+    makes the server stop the run. Close it: unlike the sync stream's, an
+    async stream cannot close itself when it is dropped.
+    """
+
+    def __init__(self, client: AsyncBoxerClient, req: core.Request) -> None:
+        self._client = client
+        self._req = req
+        self._resp: httpx.Response | None = None
+        self._chunks: AsyncIterator[bytes] | None = None
+        self._reader: core.StreamReader[AsyncRunResult] | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open" if self._resp is not None else "not sent"
+        return (f"<AsyncRunStream {self._req.method} "
+                f"{core.url(self._client._opts, self._req)} {state}>")
+
+    def __aiter__(self) -> AsyncRunStream:
+        return self
+
+    async def __anext__(self) -> AsyncStreamEvent:
+        if self._closed:
+            raise StopAsyncIteration
+        try:
+            event = await self._next()
+        except BaseException:
+            # An error event, a cut stream, a cancellation: nothing more will be read.
+            await self.close()
+            raise
+        if event is None:
+            await self.close()
+            raise StopAsyncIteration
+        return event
+
+    async def _next(self) -> AsyncStreamEvent | None:
+        if self._reader is None:
+            self._reader = await self._open()
+        reader = self._reader
+        while True:
+            event = reader.next()
+            if event is not None or reader.done:
+                if reader.done:
+                    await self.close()
+                return event
+            assert self._chunks is not None  # a whole answer is ended at once
+            try:
+                chunk = await self._chunks.__anext__()
+            except StopAsyncIteration:
+                reader.end()
+            except httpx.TransportError as exc:
+                raise core.connection_error(self._client._opts, self._req, exc) from exc
+            else:
+                reader.feed(chunk)
+
+    async def _open(self) -> core.StreamReader[AsyncRunResult]:
+        client = self._client
+        resp = self._resp = await client._send(self._req)
+        reader = core.StreamReader(client._opts, self._req, resp.headers, AsyncRunResult, client)
+        if core.is_event_stream(resp.status_code, resp.headers):
+            self._chunks = resp.aiter_bytes()
+            return reader
+        try:
+            content = await resp.aread()
+        except httpx.TransportError as exc:
+            raise core.connection_error(client._opts, self._req, exc) from exc
+        reader.answer(resp.status_code, resp.headers, content)
+        return reader
+
+    async def close(self) -> None:
+        """Stop reading and close the connection; if the run has not ended,
+        the server stops it. Closing twice is harmless."""
+        self._closed = True
+        # Shielded: a cancelled task still closes its connection.
+        with anyio.CancelScope(shield=True):
+            # httpx's body iterator is an async generator: finished here,
+            # not by the event loop after the stream is gone.
+            chunks, self._chunks = self._chunks, None
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            if self._resp is not None:
+                await self._resp.aclose()
+
+    #: :meth:`close`, by the name ``contextlib.aclosing`` expects.
+    aclose = close
+
+    async def __aenter__(self) -> AsyncRunStream:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()

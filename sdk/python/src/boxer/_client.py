@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from types import TracebackType
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import httpx
 
@@ -19,10 +19,11 @@ from ._types import (
     Limits,
     OutputFile,
     RunResult,
+    StreamEvent,
     UploadedFile,
 )
 
-__all__ = ["BoxerClient", "Images"]
+__all__ = ["BoxerClient", "Images", "RunStream"]
 
 
 class BoxerClient:
@@ -91,10 +92,17 @@ class BoxerClient:
     # --- I/O: the only part that differs from AsyncBoxerClient ---------------
 
     def _send(self, req: core.Request) -> httpx.Response:
+        """The answer to req, after the retries the core allows. For a
+        stream (``req.stream``) only its head has been read: the caller
+        reads the body and must close it."""
         attempt = 0
         while True:
             try:
-                resp = self._http.request(**core.httpx_args(self._opts, req))
+                args = core.httpx_args(self._opts, req)
+                if req.stream:
+                    resp = self._http.send(self._http.build_request(**args), stream=True)
+                else:
+                    resp = self._http.request(**args)
             except httpx.TransportError as exc:
                 delay = core.retry_delay_for_exception(self._opts, req, attempt, exc)
                 if delay is None:
@@ -104,6 +112,7 @@ class BoxerClient:
                                                     resp.headers)
                 if delay is None:
                     return resp
+                resp.close()
             time.sleep(delay)
             attempt += 1
 
@@ -152,6 +161,47 @@ class BoxerClient:
         req = core.build_run(self._opts, image, cmd, files=files, limits=limits, network=network,
                              env=env, workdir=workdir, stdin=stdin, timeout=timeout)
         return core.parse_run_result(self._json(req), RunResult, self)
+
+    def stream(
+        self,
+        image: str,
+        cmd: Sequence[str] | None = None,
+        *,
+        files: Mapping[str, FileSource] | None = None,
+        limits: Limits | Mapping[str, Any] | None = None,
+        network: str | None = None,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        stdin: str | bytes | None = None,
+        timeout: float | None = None,
+    ) -> RunStream:
+        """Run ``cmd`` as :meth:`run` does, and see its output as it comes.
+
+        Takes :meth:`run`'s arguments (``timeout`` bounds each wait for the
+        next piece of the stream) and returns a :class:`RunStream`: iterate
+        over it for :class:`StdoutEvent` and :class:`StderrEvent` as the
+        program writes, then one :class:`ResultEvent` holding the
+        :class:`RunResult` that :meth:`run` would have returned::
+
+            with client.stream(image, ["python3", "train.py"]) as events:
+                for event in events:
+                    if isinstance(event, boxer.StdoutEvent):
+                        print(event.data, end="", flush=True)
+                    elif isinstance(event, boxer.ResultEvent):
+                        result = event.result
+
+        The request is sent when the first event is asked for. An error
+        before the run starts raises as from :meth:`run`; one after it began
+        raises the same exceptions when the stream gets to it; a stream cut
+        before the result raises :class:`BoxerConnectionError`. Closing the
+        stream early (leaving the ``with``, ``close()``) closes the
+        connection, and the server stops the run. A stream is never sent
+        again once the server answered.
+        """
+        req = core.build_stream(self._opts, image, cmd, files=files, limits=limits,
+                                network=network, env=env, workdir=workdir, stdin=stdin,
+                                timeout=timeout)
+        return RunStream(self, req)
 
     def batch(
         self,
@@ -260,3 +310,105 @@ class Images:
         req = core.build_delete_image(reference)
         resp = self._client._send(req)
         core.check(req, resp.status_code, resp.headers, resp.content)
+
+
+class RunStream:
+    """The events of one run as it goes: what :meth:`BoxerClient.stream`
+    returns. An iterator of :class:`StdoutEvent`, :class:`StderrEvent` and
+    finally one :class:`ResultEvent`, and a context manager that closes it.
+
+    The request is sent on the first ``next()``. Once the result is out, or
+    an exception was raised, the stream is closed and iteration ends.
+    Closing it before (:meth:`close`, leaving its ``with``, or dropping the
+    last reference to it) closes the connection, which makes the server
+    stop the run: a stream abandoned half-read does not leave its program
+    running.
+    """
+
+    def __init__(self, client: BoxerClient, req: core.Request) -> None:
+        self._client = client
+        self._req = req
+        self._resp: httpx.Response | None = None
+        self._chunks: Iterator[bytes] | None = None
+        self._reader: core.StreamReader[RunResult] | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open" if self._resp is not None else "not sent"
+        return f"<RunStream {self._req.method} {core.url(self._client._opts, self._req)} {state}>"
+
+    def __iter__(self) -> RunStream:
+        return self
+
+    def __next__(self) -> StreamEvent:
+        if self._closed:
+            raise StopIteration
+        try:
+            event = self._next()
+        except BaseException:
+            # An error event, a cut stream, Ctrl-C: nothing more will be read.
+            self.close()
+            raise
+        if event is None:
+            self.close()
+            raise StopIteration
+        return event
+
+    def _next(self) -> StreamEvent | None:
+        if self._reader is None:
+            self._reader = self._open()
+        reader = self._reader
+        while True:
+            event = reader.next()
+            if event is not None or reader.done:
+                if reader.done:
+                    self.close()
+                return event
+            assert self._chunks is not None  # a whole answer is ended at once
+            try:
+                chunk = next(self._chunks)
+            except StopIteration:
+                reader.end()
+            except httpx.TransportError as exc:
+                raise core.connection_error(self._client._opts, self._req, exc) from exc
+            else:
+                reader.feed(chunk)
+
+    def _open(self) -> core.StreamReader[RunResult]:
+        client = self._client
+        resp = self._resp = client._send(self._req)
+        reader = core.StreamReader(client._opts, self._req, resp.headers, RunResult, client)
+        if core.is_event_stream(resp.status_code, resp.headers):
+            self._chunks = resp.iter_bytes()
+            return reader
+        try:
+            content = resp.read()
+        except httpx.TransportError as exc:
+            raise core.connection_error(client._opts, self._req, exc) from exc
+        reader.answer(resp.status_code, resp.headers, content)
+        return reader
+
+    def close(self) -> None:
+        """Stop reading and close the connection; if the run has not ended,
+        the server stops it. Closing twice is harmless."""
+        self._closed = True
+        chunks, self._chunks = self._chunks, None
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+        if self._resp is not None:
+            self._resp.close()
+
+    def __enter__(self) -> RunStream:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # The safety net for `for event in client.stream(...): break`.
+        try:
+            self.close()
+        except Exception:
+            pass

@@ -11,6 +11,8 @@ is built, so that a retry sends the same bytes).
 
 from __future__ import annotations
 
+import codecs
+import dataclasses
 import datetime as _dt
 import email.utils
 import hashlib
@@ -18,8 +20,10 @@ import json
 import math
 import os
 import posixpath
+import re
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence, TypeVar
+from typing import Any, Generic, Iterable, Mapping, Sequence, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -41,13 +45,17 @@ from ._types import (
     ImageInfo,
     Limits,
     OutputFile,
+    ResultEvent,
     RunResult,
+    StderrEvent,
+    StdoutEvent,
     UploadedFile,
 )
 from ._version import __version__
 
 DEFAULT_BASE_URL = "http://localhost:8080"
 OCTET_STREAM = "application/octet-stream"
+EVENT_STREAM = "text/event-stream"
 BASE_URL_ENV = "BOXER_URL"
 API_KEY_ENV = "BOXER_API_KEY"
 
@@ -175,6 +183,9 @@ class Request:
     #: server (a reset after sending, say). Never for ``POST /run``: the run
     #: could have started, and running it twice is not ours to decide.
     repeatable: bool = True
+    #: Whether the answer is server-sent events (``Accept:
+    #: text/event-stream``), read as they come rather than whole.
+    stream: bool = False
 
 
 def seg(value: str) -> str:
@@ -200,6 +211,10 @@ def httpx_args(opts: Options, req: Request) -> dict[str, Any]:
         "timeout": httpx.Timeout(connect=opts.connect_timeout, read=read, write=max(read, 60.0),
                                  pool=None),
     }
+    if req.stream:
+        # Whatever its case: two Accept lines would reach the server.
+        args["headers"] = {k: v for k, v in args["headers"].items() if k.lower() != "accept"}
+        args["headers"]["Accept"] = EVENT_STREAM
     if req.parts:
         files: list[tuple[str, tuple[str | None, bytes, str]]] = []
         if req.json is not None:
@@ -339,6 +354,28 @@ def build_run(
         body["files"] = mounted
     return Request("POST", "/run", json=body, parts=tuple(parts),
                    read_timeout=run_read_timeout(opts, lim, timeout), repeatable=False)
+
+
+def build_stream(
+    opts: Options,
+    image: str,
+    cmd: Sequence[str] | None,
+    *,
+    files: Mapping[str, FileSource] | None,
+    limits: Limits | Mapping[str, Any] | None,
+    network: str | None,
+    env: Mapping[str, str] | None,
+    workdir: str | None,
+    stdin: str | bytes | None,
+    timeout: float | None,
+) -> Request:
+    """``POST /run`` asking for its answer as server-sent events: the very
+    request of :func:`build_run` (body, uploads, timeout), so that a stream
+    runs exactly what ``run()`` would. Its read timeout bounds each wait:
+    for the answer to begin, then for each next piece of it."""
+    req = build_run(opts, image, cmd, files=files, limits=limits, network=network, env=env,
+                    workdir=workdir, stdin=stdin, timeout=timeout)
+    return dataclasses.replace(req, stream=True)
 
 
 # --- POST /batch ------------------------------------------------------------------
@@ -770,6 +807,11 @@ def connection_error(opts: Options, req: Request, exc: httpx.TransportError) -> 
             return BoxerTimeoutError(f"{where}: could not connect within {opts.connect_timeout} s")
         if isinstance(exc, httpx.ReadTimeout):
             read = opts.timeout if req.read_timeout is None else req.read_timeout
+            if req.stream:
+                return BoxerTimeoutError(
+                    f"{where}: nothing from the server's event stream for {read:g} s (the "
+                    f"run's wall-clock limit plus run_timeout_margin; pass timeout= to wait "
+                    f"longer)")
             hint = ""
             if req.path == "/run":
                 hint = (" (the run's wall-clock limit plus run_timeout_margin; "
@@ -783,3 +825,211 @@ def connection_error(opts: Options, req: Request, exc: httpx.TransportError) -> 
         return BoxerConnectionError(f"{where}: cannot connect ({exc}); is Boxer running there? "
                                     f"(base URL from the client's argument or ${BASE_URL_ENV})")
     return BoxerConnectionError(f"{where}: the connection failed ({type(exc).__name__}: {exc})")
+
+
+# --- streams: POST /run with Accept: text/event-stream -------------------------
+
+
+def is_event_stream(status: int, headers: Mapping[str, str]) -> bool:
+    """Whether an answer is a stream of events, not a whole JSON answer."""
+    media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return status == 200 and media == EVENT_STREAM
+
+
+@dataclass(frozen=True)
+class Message:
+    """One server-sent event as it came: its type and its data lines joined."""
+
+    event: str
+    data: str
+
+
+class SSEParser:
+    """Server-sent events from the bytes of a body, fed as they come.
+
+    It reads the format as the WHATWG's "event stream interpretation" (what
+    a browser's ``EventSource`` does), because a proxy in between may cut
+    and re-chunk the stream anywhere: chunks may split a line, a UTF-8
+    character or a CR LF pair. Lines end at CR LF, LF or CR; a line starting
+    with ``:`` is a comment (a keep-alive); ``event`` sets the type and each
+    ``data`` line adds a line to the data; other fields (``id``, ``retry``,
+    unknown ones) mean nothing to a stream that is never resumed; a blank
+    line dispatches the event if it has data. An event not ended by its
+    blank line when the body ends is dropped: it may have been cut.
+    """
+
+    _EOL = re.compile(r"\r\n|\r|\n")
+
+    def __init__(self) -> None:
+        # Invalid bytes are replaced, as the server does for output.
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._first = True
+        #: The start of a line whose end has not come yet.
+        self._partial: list[str] = []
+        #: The last chunk ended in CR: an LF opening the next one is its pair.
+        self._after_cr = False
+        self._event = ""
+        self._data: list[str] = []
+
+    def feed(self, chunk: bytes) -> list[Message]:
+        """The events that chunk completes, in order."""
+        return self._lines(self._decoder.decode(chunk))
+
+    def end(self) -> list[Message]:
+        """The events the end of the body completes: none, since an event
+        counts only with its blank line; its parts are dropped."""
+        self._decoder.decode(b"", final=True)
+        self._partial.clear()
+        self._event, self._data = "", []
+        return []
+
+    def _lines(self, text: str) -> list[Message]:
+        out: list[Message] = []
+        if not text:
+            return out
+        if self._first:
+            self._first = False
+            if text[0] == "\ufeff":
+                text = text[1:]
+        if self._after_cr and text.startswith("\n"):
+            text = text[1:]
+        self._after_cr = text.endswith("\r")
+        pos = 0
+        for m in self._EOL.finditer(text):
+            line = text[pos:m.start()]
+            if self._partial:
+                line = "".join(self._partial) + line
+                self._partial.clear()
+            self._line(line, out)
+            pos = m.end()
+        if pos < len(text):
+            # Kept in pieces: joining a long line's pieces once, at its end,
+            # keeps a line fed in many small chunks linear in its length.
+            self._partial.append(text[pos:])
+        return out
+
+    def _line(self, line: str, out: list[Message]) -> None:
+        if not line:
+            if self._data:
+                out.append(Message(self._event or "message", "\n".join(self._data)))
+            self._event, self._data = "", []
+            return
+        if line[0] == ":":
+            return
+        name, colon, value = line.partition(":")
+        if colon and value[:1] == " ":
+            value = value[1:]
+        if name == "event":
+            self._event = value
+        elif name == "data":
+            self._data.append(value)
+
+
+def stream_error(req: Request, headers: Mapping[str, str], data: str) -> APIError:
+    """The exception for a stream's ``error`` event: the class a JSON error
+    answer with the same code gets. The HTTP answer itself was a 200, so
+    ``status_code`` is the status the code stands for (500 for a code this
+    SDK does not know: the run failed on the server's side after it began)."""
+    code: str | None = None
+    try:
+        body = json.loads(data)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict) \
+            and isinstance(body["error"].get("code"), str):
+        code = body["error"]["code"]
+    status = error_class(500, code).status or 500
+    return api_error(req, status, headers, data.encode("utf-8"))
+
+
+class StreamReader(Generic[R]):
+    """The events of a streamed run from its answer, with no I/O: the
+    clients feed it the body's chunks as they come and take the events out
+    with :meth:`next`, so the sync and async streams cannot differ.
+
+    ``stdout`` and ``stderr`` events become :class:`StdoutEvent` and
+    :class:`StderrEvent`; ``result`` a :class:`ResultEvent` read as
+    ``run()`` reads its answer, and the last event: once it is out,
+    :attr:`done` is set and nothing after it is read. An ``error`` event
+    raises the exception a JSON error answer with its code would; a body
+    that ends before either raises :class:`BoxerConnectionError`. Events of
+    other types are skipped, for a later server's sake.
+    """
+
+    def __init__(self, opts: Options, req: Request, headers: Mapping[str, str], cls: type[R],
+                 client: Any) -> None:
+        self._opts = opts
+        self._req = req
+        self._headers = headers
+        self._cls = cls
+        self._client = client
+        self._parser = SSEParser()
+        self._queue: deque[Message | StdoutEvent | StderrEvent | ResultEvent[R]] = deque()
+        self._ended = False
+        #: The stream has nothing more to give: its result or error is out,
+        #: or its early end was raised. Read no more of the body.
+        self.done = False
+
+    def feed(self, chunk: bytes) -> None:
+        """Some bytes of the body, cut anywhere."""
+        if not self.done:
+            self._queue.extend(self._parser.feed(chunk))
+
+    def end(self) -> None:
+        """The body ended."""
+        self._queue.extend(self._parser.end())
+        self._ended = True
+
+    def answer(self, status: int, headers: Mapping[str, str], content: bytes) -> None:
+        """A whole answer that is not a stream. An error answer raises as it
+        does for ``run()``; a run result (from a server that does not stream)
+        becomes the events a stream of it would have sent: its output in one
+        piece per stream, then its result."""
+        data = parse_json(self._req, status, headers, content)
+        result = parse_run_result(data, self._cls, self._client)
+        if result.stdout:
+            self._queue.append(StdoutEvent(result.stdout))
+        if result.stderr:
+            self._queue.append(StderrEvent(result.stderr))
+        self._queue.append(ResultEvent(result))
+        self._ended = True
+
+    def next(self) -> StdoutEvent | StderrEvent | ResultEvent[R] | None:
+        """The next event; ``None`` when it needs more of the body (or when
+        :attr:`done`)."""
+        while self._queue and not self.done:
+            item = self._queue.popleft()
+            try:
+                event = self._event(item) if isinstance(item, Message) else item
+            except BaseException:
+                self.done = True
+                raise
+            if isinstance(event, ResultEvent):
+                self.done = True
+            if event is not None:
+                return event
+        if self._ended and not self.done:
+            self.done = True
+            raise BoxerConnectionError(
+                f"{self._req.method} {url(self._opts, self._req)}: the event stream ended before "
+                f"the run's result: the connection was cut or the server failed mid-run, so how "
+                f"the run ended is unknown (a run whose stream is cut is stopped)")
+        return None
+
+    def _event(self, msg: Message) -> StdoutEvent | StderrEvent | ResultEvent[R] | None:
+        if msg.event not in ("stdout", "stderr", "result", "error"):
+            return None
+        if msg.event == "error":
+            raise stream_error(self._req, self._headers, msg.data)
+        try:
+            data = json.loads(msg.data)
+        except ValueError:
+            raise InvalidResponseError(
+                f"{self._req.method} {self._req.path}: the server's {msg.event} event is not "
+                f"JSON: {msg.data[:200]!r}") from None
+        if msg.event == "result":
+            return ResultEvent(parse_run_result(data, self._cls, self._client))
+        text = _need(data, "data", str, f"{msg.event} event")
+        if msg.event == "stdout":
+            return StdoutEvent(text, raw=data)
+        return StderrEvent(text, raw=data)

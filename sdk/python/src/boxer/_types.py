@@ -10,9 +10,12 @@ from __future__ import annotations
 import datetime as _dt
 from dataclasses import dataclass, field
 import os
-from typing import Any, Iterator, Mapping, Sequence, Union, overload
+from typing import Any, Generic, Iterator, Mapping, Sequence, TypeVar, Union, overload
 
 from ._errors import CommandFailedError
+
+#: A run result class: :class:`RunResult` or :class:`AsyncRunResult`.
+R = TypeVar("R", bound="RunResult")
 
 __all__ = [
     "Limits",
@@ -25,6 +28,11 @@ __all__ = [
     "BatchResult",
     "ImageInfo",
     "Health",
+    "StdoutEvent",
+    "StderrEvent",
+    "ResultEvent",
+    "StreamEvent",
+    "AsyncStreamEvent",
 ]
 
 
@@ -296,3 +304,42 @@ class Health:
     #: The gVisor platform runs use (``"systrap"``, ``"ptrace"``, ``"kvm"``).
     platform: str
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class StdoutEvent:
+    """A piece of the program's standard output, sent by
+    :meth:`BoxerClient.stream` as the program writes it. Pieces are cut
+    wherever the server read them, not at line ends; joined, they are the
+    run's ``stdout`` (up to the server's ``output_limit_bytes``)."""
+
+    #: The text (invalid UTF-8 replaced by U+FFFD).
+    data: str
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class StderrEvent:
+    """A piece of the program's standard error, as :class:`StdoutEvent`."""
+
+    #: The text (invalid UTF-8 replaced by U+FFFD).
+    data: str
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class ResultEvent(Generic[R]):
+    """The last event of a stream: the run completed (whatever its exit
+    status), and this is the result ``run()`` would have returned (an
+    :class:`AsyncRunResult` from :class:`~boxer.AsyncBoxerClient`)."""
+
+    #: The run's result, with the whole ``stdout`` and ``stderr`` too.
+    result: R
+
+
+#: What :meth:`BoxerClient.stream` yields: output as it comes, then the
+#: result once.
+StreamEvent = Union[StdoutEvent, StderrEvent, ResultEvent[RunResult]]
+#: What :meth:`AsyncBoxerClient.stream` yields: the same, with an
+#: :class:`AsyncRunResult` (whose ``download()`` is awaited).
+AsyncStreamEvent = Union[StdoutEvent, StderrEvent, ResultEvent[AsyncRunResult]]
