@@ -117,10 +117,11 @@ def test_characters_cut_between_writes(api):
 
 def test_output_cap_holds(api):
     """Streamed output stops at output_limit_bytes (64 KiB here), as the
-    result's does."""
-    events, result = stream(api, sh("head -c 300000 /dev/zero | tr '\\0' a; echo done >&2"))
+    result's does, also within a read that crosses it (the 2 bytes first
+    put every later block's end off the limit)."""
+    events, result = stream(api, sh("echo x; head -c 300000 /dev/zero | tr '\\0' a; echo done >&2"))
     assert result["stdout_truncated"] is True
-    assert joined(events, "stdout") == result["stdout"] == "a" * 65536
+    assert joined(events, "stdout") == result["stdout"] == "x\n" + "a" * 65534
     assert joined(events, "stderr") == "done\n"
 
 
