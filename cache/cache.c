@@ -153,6 +153,12 @@ boxer_cache_lookup (struct boxer_cache *cache, const char *reference, struct box
   return 0;
 }
 
+int
+boxer_image_hold_fd (const struct boxer_image *image)
+{
+  return image->hold ? image->hold->fd : -1;
+}
+
 /* Pulling, and images in use.  */
 
 static void free_images (struct boxer_image **images, size_t n);

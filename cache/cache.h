@@ -33,6 +33,11 @@ struct boxer_image
   struct boxer_image_hold *hold;     /* set by boxer_cache_acquire (): released by the free */
 };
 
+/* The descriptor that holds image in the store (a shared lock: while any
+   process has it open, the image is not removed), or -1.  A session's
+   keeper keeps a copy for the session's life.  */
+int boxer_image_hold_fd (const struct boxer_image *image);
+
 void boxer_image_free (struct boxer_image *image);
 #define cleanup_image __attribute__ ((cleanup (boxer_image_freep)))
 static inline void

@@ -76,6 +76,8 @@ static const struct entry config_table[] = {
   ENTRY ("upload_limit_bytes", T_INT, upload_limit_bytes, 1024, 17179869184.0),
   ENTRY ("max_batch_runs", T_INT, max_batch_runs, 1, 100000),
   ENTRY ("batch_output_limit_bytes", T_INT, batch_output_limit_bytes, 1024, 1073741824),
+  ENTRY ("max_sessions", T_INT, max_sessions, 0, 10000),
+  ENTRY ("max_session_ttl_secs", T_INT, max_session_ttl_secs, 1, 31 * 86400),
   ENTRY ("outputs_limit_bytes", T_INT, outputs_limit_bytes, 1024, 1073741824),
   ENTRY ("outputs_limit_files", T_INT, outputs_limit_files, 1, 100000),
   ENTRY ("runs_ttl_secs", T_INT, runs_ttl_secs, 1, 31536000),
@@ -126,6 +128,7 @@ static const struct entry api_key_table[] = {
   KEY ("max_concurrent_runs", T_INT, max_concurrent_runs, 1, 4096),
   KEY ("max_limits", T_LIMITS, max_limits, 0, 0),
   KEY ("allow_images", T_BOOL, allow_images, 0, 0),
+  KEY ("allow_sessions", T_BOOL, allow_sessions, 0, 0),
   { NULL, 0, 0, 0, 0, NULL },
 };
 
@@ -160,6 +163,8 @@ boxer_config_init_defaults (struct boxer_config *cfg)
   cfg->upload_limit_bytes = 10485760;
   cfg->max_batch_runs = 1000;
   cfg->batch_output_limit_bytes = 64LL * 1024 * 1024;
+  cfg->max_sessions = 8;
+  cfg->max_session_ttl_secs = 86400;
   cfg->outputs_limit_bytes = 10485760;
   cfg->outputs_limit_files = 1000;
   cfg->runs_ttl_secs = 3600;

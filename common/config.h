@@ -47,6 +47,7 @@ struct boxer_api_key
   bool allow_network_sandbox;   /* network modes beyond "none" it may ask for */
   bool allow_network_host;
   bool allow_images;            /* pull (also by running an image not yet stored) and delete */
+  bool allow_sessions;          /* open sessions (long-lived sandboxes) */
 };
 
 /* Longest key name; names are [A-Za-z0-9_.-].  */
@@ -86,6 +87,10 @@ struct boxer_config
      output is cut never depends on the others' timing).  */
   int64_t max_batch_runs;
   int64_t batch_output_limit_bytes;
+  /* Sessions (POST /sessions): sandboxes kept alive at once, and the
+     longest ttl_secs one may ask for.  */
+  int64_t max_sessions;
+  int64_t max_session_ttl_secs;
   /* Files in and out of runs: uploads, /output and run records.  */
   int64_t outputs_limit_bytes;  /* bytes of a run's /output kept, in total */
   int64_t outputs_limit_files;  /* files of a run's /output kept */

@@ -35,6 +35,7 @@ enum boxer_error_category
   BOXER_ERR_NO_SPACE,           /* 503 busy: a disk budget or floor (Retry-After: 60) */
   BOXER_ERR_UNAUTHORIZED,       /* 401 unauthorized (WWW-Authenticate: Bearer) */
   BOXER_ERR_TOO_MANY,           /* 429 too_many_requests: the key's own bound (Retry-After: 1) */
+  BOXER_ERR_SESSION_NOT_FOUND,  /* 404 session_not_found */
 };
 
 struct boxer_error

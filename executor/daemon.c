@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -15,6 +16,7 @@
 #include "common/log.h"
 #include "metrics.h"
 #include "protocol.h"
+#include "session.h"
 #include "warm.h"
 
 /* Connections still sending their first frame, beyond which the oldest
@@ -23,11 +25,9 @@
 #define MAX_OPENING 256
 /* How long a connection may take to send its first frame.  */
 #define OPEN_TIMEOUT_MS 5000
-/* How long a streamed run's worker may take nothing before the run is
-   cancelled: until the sandbox is set up, then past the program's wall
-   clock (which its kill must not wait for).  */
-#define STREAM_SETUP_MS 60000
-#define STREAM_GRACE_MS 2000
+/* Bytes of connections waiting in a session keeper's socket (each some 40
+   bytes), beyond which more are refused as busy.  */
+#define SESSION_QUEUE_BYTES 16384
 
 enum conn_state
 {
@@ -65,6 +65,20 @@ struct daemon
   struct boxer_metrics metrics;
   int report_pipe[2];   /* run children's struct boxer_run_report, to the loop */
   struct boxer_warm *warm;      /* NULL: no warm pool configured */
+  struct session *sessions;     /* 2 * max_sessions entries; pid 0 = free */
+};
+
+static void close_loop_in_child (struct daemon *d, int conn, int keep);
+static int64_t sessions_open (const struct daemon *d);
+
+/* A session's keeper (executor/session.h), as the loop knows it.  */
+struct session
+{
+  char id[40];
+  int key;              /* index of its API key in cfg->api_keys, or -1 */
+  pid_t pid;
+  int ctl;              /* the loop's end of the keeper's socketpair; -1: the session
+                           ended, its keeper not yet reaped */
 };
 
 /* Runs in progress: admitted, and not yet reported over.  A child that has
@@ -152,6 +166,7 @@ answer_hello (struct daemon *d, size_t i)
   };
   json_object *msg;
 
+  h.sessions = sessions_open (d);
   /* GET /health asks this: healthy means runs can start.  */
   if (boxer_executor_check (d->ex, &err) < 0)
     {
@@ -176,6 +191,7 @@ answer_metrics (struct daemon *d, size_t i)
     .max_queued = d->max_queued,
     .warm_sandboxes = boxer_warm_sandboxes (d->warm),
     .warm_ready = boxer_warm_ready (d->warm),
+    .sessions = sessions_open (d),
   };
   cleanup_free char *text = boxer_metrics_render (&d->metrics, &now);
   json_object *msg = boxer_proto_encode_metrics (text);
@@ -281,49 +297,6 @@ batch_send (void *data, size_t index, const struct boxer_run_result *res,
   return r;
 }
 
-/* A streamed run's frames to its worker.  A worker that takes nothing
-   until the run's time is up is taken for gone: its client stopped
-   reading, and must not keep the program past its wall clock.  */
-struct stream_to_worker
-{
-  int fd;
-  long long wall_ms;
-  long long deadline_ms;
-  /* A batch: each frame may take the longest run's wall clock, as each
-     run's own is kept by boxer-init whatever the executor waits for.  */
-  bool per_frame;
-};
-
-static int
-stream_send (struct stream_to_worker *s, json_object *msg)
-{
-  cleanup_error struct boxer_error *err = NULL;
-  int r;
-
-  if (s->per_frame)
-    s->deadline_ms = boxer_now_ms () + s->wall_ms + STREAM_GRACE_MS;
-  r = boxer_proto_send_until (s->fd, msg, -1, s->deadline_ms, &err);
-
-  json_object_put (msg);
-  if (r < 0)
-    boxer_log_info ("streaming to the worker: %s", err->msg);
-  return r;
-}
-
-static int
-stream_started (void *data)
-{
-  struct stream_to_worker *s = data;
-
-  s->deadline_ms = boxer_now_ms () + s->wall_ms + STREAM_GRACE_MS;
-  return stream_send (s, boxer_proto_encode_started ());
-}
-
-static int
-stream_output (void *data, long index, int stream, const char *bytes, size_t len)
-{
-  return stream_send (data, boxer_proto_encode_output (index, stream, bytes, len));
-}
 
 /* A batch, in the run's process: msg (taken) is its message; sb as for
    child_run ().  */
@@ -353,8 +326,8 @@ child_batch (struct daemon *d, int fd, json_object *msg, struct boxer_warm_sandb
   if (!warm)
     sb = &own;
   {
-    struct stream_to_worker to_worker = { .fd = fd, .per_frame = true };
-    struct boxer_run_sink sink = { stream_started, stream_output, &to_worker };
+    struct boxer_proto_stream to_worker = { .fd = fd, .per_frame = true };
+    struct boxer_run_sink sink = boxer_proto_stream_sink (&to_worker);
     struct boxer_batch_job job = {
       .id = batch.id, .batch = &batch.batch, .image = &img, .cancel_fd = fd,
       .on_run = batch_send, .data = &answer, .sink = batch.stream ? &sink : NULL,
@@ -450,12 +423,12 @@ child_run (struct daemon *d, int fd, struct boxer_warm_sandbox *sb)
   if (child_image (d->cfg, &run, &img, &err) == 0)
     {
       int r;
-      struct stream_to_worker to_worker = {
+      struct boxer_proto_stream to_worker = {
         .fd = fd,
         .wall_ms = run.req.limits.wall_clock_secs * 1000,
-        .deadline_ms = boxer_now_ms () + STREAM_SETUP_MS,
+        .deadline_ms = boxer_now_ms () + BOXER_PROTO_STREAM_SETUP_MS,
       };
-      struct boxer_run_sink sink = { stream_started, stream_output, &to_worker };
+      struct boxer_run_sink sink = boxer_proto_stream_sink (&to_worker);
 
       job = (struct boxer_run_job) { .id = run.id, .req = &run.req, .image = &img, .cancel_fd = fd,
                                      .sink = run.stream ? &sink : NULL };
@@ -535,23 +508,8 @@ admit (struct daemon *d, size_t i)
     }
   if (pid == 0)
     {
-      struct sigaction dfl = { .sa_handler = SIG_DFL };
-
-      /* With the loop gone, nobody would answer or clean up: die with it
-         and leave the rest to the next loop's sweep.  */
-      prctl (PR_SET_PDEATHSIG, SIGKILL);
-      if (getppid () == 1)
-        _exit (1);
-      sigaction (SIGTERM, &dfl, NULL);
-      sigaction (SIGINT, &dfl, NULL);
-      sigaction (SIGCHLD, &dfl, NULL);
-      close (d->listen_fd);
-      close (d->report_pipe[0]);
-      for (size_t k = 0; k < d->nconns; k++)
-        if (k != i)
-          close (d->conns[k].fd);
       /* Only its own sandbox: the pool's others are the loop's.  */
-      boxer_warm_close_all (d->warm);
+      close_loop_in_child (d, fd, -1);
       /* exit (), not _exit (): LeakSanitizer checks a run child as it ends.  */
       exit (child_run (d, fd, warm ? &sb : NULL));
     }
@@ -596,6 +554,14 @@ reap (struct daemon *d)
     {
       if (boxer_warm_reaped (d->warm, pid, status))
         continue;
+      for (int64_t s = 0; s < 2 * d->cfg->max_sessions; s++)
+        if (d->sessions[s].pid == pid)
+          {
+            if (d->sessions[s].ctl >= 0)
+              close (d->sessions[s].ctl);
+            memset (&d->sessions[s], 0, sizeof d->sessions[s]);
+            break;
+          }
       for (int64_t k = 0; k < d->max_running; k++)
         if (d->running[k] == pid)
           {
@@ -619,6 +585,9 @@ close_loop_fds (void *data)
   close (d->report_pipe[0]);
   for (size_t k = 0; k < d->nconns; k++)
     close (d->conns[k].fd);
+  for (int64_t s = 0; d->sessions && s < 2 * d->cfg->max_sessions; s++)
+    if (d->sessions[s].pid != 0 && d->sessions[s].ctl >= 0)
+      close (d->sessions[s].ctl);
 }
 
 /* Boots of warm sandboxes take the slots runs leave free, never one a run
@@ -686,6 +655,153 @@ accept_one (struct daemon *d)
   return true;
 }
 
+/* In a child the loop forked to keep something of its own: nothing of the
+   loop's but conn (its connection) and keep (a descriptor of its own).  */
+static void
+close_loop_in_child (struct daemon *d, int conn, int keep)
+{
+  struct sigaction dfl = { .sa_handler = SIG_DFL };
+
+  /* With the loop gone, nobody would answer or clean up: die with it and
+     leave the rest to the next loop's sweep.  */
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid () == 1)
+    _exit (1);
+  sigaction (SIGTERM, &dfl, NULL);
+  sigaction (SIGINT, &dfl, NULL);
+  sigaction (SIGCHLD, &dfl, NULL);
+  close (d->listen_fd);
+  close (d->report_pipe[0]);
+  for (size_t k = 0; k < d->nconns; k++)
+    if (d->conns[k].fd != conn)
+      close (d->conns[k].fd);
+  for (int64_t s = 0; s < 2 * d->cfg->max_sessions; s++)
+    if (d->sessions[s].pid != 0 && d->sessions[s].ctl >= 0 && d->sessions[s].ctl != keep)
+      close (d->sessions[s].ctl);
+  boxer_warm_close_all (d->warm);
+}
+
+/* Sessions open: their keepers alive and not ended.  */
+static int64_t
+sessions_open (const struct daemon *d)
+{
+  int64_t n = 0;
+
+  for (int64_t s = 0; s < 2 * d->cfg->max_sessions; s++)
+    n += d->sessions[s].pid != 0 && d->sessions[s].ctl >= 0;
+  return n;
+}
+
+/* A new session: its keeper forked with the connection.  */
+static void
+session_create (struct daemon *d, size_t i, const char *digest)
+{
+  struct session *slot = NULL;
+  char id[40];
+  int sv[2];
+  pid_t pid;
+
+  /* Twice max_sessions places: an ended session's keeper keeps its place
+     until it is reaped, but no longer counts.  */
+  for (int64_t s = 0; s < 2 * d->cfg->max_sessions && slot == NULL; s++)
+    if (d->sessions[s].pid == 0)
+      slot = &d->sessions[s];
+  if (sessions_open (d) >= d->cfg->max_sessions || slot == NULL)
+    {
+      conn_refuse (d, i, BOXER_ERR_BUSY,
+                   "this server keeps at most %" PRId64 " sessions (max_sessions) and all are in "
+                   "use; delete one you no longer need, or retry later", d->cfg->max_sessions);
+      return;
+    }
+  if (boxer_random_id (id, BOXER_SESSION_ID_PREFIX, BOXER_SESSION_ID_HEX, NULL) < 0
+      || socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+    {
+      conn_refuse (d, i, BOXER_ERR_BUSY, "the executor cannot start a session now; retry");
+      return;
+    }
+  pid = fork ();
+  if (pid < 0)
+    {
+      close (sv[0]);
+      close (sv[1]);
+      conn_refuse (d, i, BOXER_ERR_BUSY, "the executor cannot start a session now; retry");
+      return;
+    }
+  if (pid == 0)
+    {
+      int conn = d->conns[i].fd;
+      close (sv[0]);
+      close_loop_in_child (d, conn, -1);
+      /* exit (), not _exit (): LeakSanitizer checks a keeper as it ends.  */
+      exit (boxer_session_keep (d->ex, d->cfg, id, digest, conn, sv[1]));
+    }
+  close (sv[1]);
+  memcpy (slot->id, id, sizeof slot->id);
+  slot->key = d->conns[i].key;
+  slot->pid = pid;
+  slot->ctl = sv[0];
+  /* The keeper owns the connection now.  */
+  conn_drop (d, i);
+}
+
+/* A session's connection: to its keeper, or a new keeper.  */
+static void
+session_route (struct daemon *d, size_t i, json_object *msg)
+{
+  cleanup_error struct boxer_error *err = NULL;
+  const char *op, *id, *digest;
+  struct session *s = NULL;
+  json_object *fwd;
+  int r;
+
+  if (boxer_proto_decode_session_open (msg, &op, &id, &digest, &err) < 0)
+    {
+      conn_refuse (d, i, BOXER_ERR_INVALID, "%s", err->msg);
+      return;
+    }
+  if (strcmp (op, "create") == 0)
+    {
+      session_create (d, i, digest);
+      return;
+    }
+  /* Another key's session is as unknown as one that never was.  */
+  for (int64_t k = 0; k < 2 * d->cfg->max_sessions && s == NULL; k++)
+    if (d->sessions[k].pid != 0 && d->sessions[k].ctl >= 0 && strcmp (d->sessions[k].id, id) == 0
+        && d->sessions[k].key == d->conns[i].key)
+      s = &d->sessions[k];
+  if (s == NULL)
+    {
+      conn_refuse (d, i, BOXER_ERR_SESSION_NOT_FOUND,
+                   "no session '%s': it never was, or it ended (deleted, idle for its "
+                   "idle_timeout_secs, past its ttl_secs, or the executor restarted)", id);
+      return;
+    }
+  /* Never waits: the keeper reads its socket between ops, and a socket
+     that holds this much means far more connections wait for it than any
+     client should send.  Well below its buffer, so that a frame is never
+     cut in two.  */
+  {
+    int queued = 0;
+    r = ioctl (s->ctl, TIOCOUTQ, &queued) < 0 || queued > SESSION_QUEUE_BYTES ? -1 : 0;
+  }
+  fwd = json_object_new_object ();
+  json_object_object_add (fwd, "op", json_object_new_string (op));
+  if (r == 0)
+    {
+      int fl = fcntl (s->ctl, F_GETFL);
+      fcntl (s->ctl, F_SETFL, fl | O_NONBLOCK);
+      r = boxer_proto_send_until (s->ctl, fwd, d->conns[i].fd, boxer_now_ms (), &err);
+      fcntl (s->ctl, F_SETFL, fl);
+    }
+  json_object_put (fwd);
+  if (r < 0)
+    {
+      conn_refuse (d, i, BOXER_ERR_BUSY, "session %s has too many requests waiting; retry", id);
+      return;
+    }
+  conn_drop (d, i);
+}
+
 /* Connection i is readable.  */
 static void
 on_readable (struct daemon *d, size_t i)
@@ -695,6 +811,7 @@ on_readable (struct daemon *d, size_t i)
   json_object *msg = NULL;
   const char *type, *key_name;
   const struct boxer_api_key *key = NULL;
+  json_object *msg_session = NULL;
   int passed = -1, r;
 
   if (c->state == CONN_QUEUED)
@@ -763,6 +880,8 @@ on_readable (struct daemon *d, size_t i)
           boxer_warm_learn (d->warm, image, digest);
         }
     }
+  if (strcmp (type, "session") == 0)
+    msg_session = json_object_get (msg);
   json_object_put (msg);
   if (strcmp (type, "hello") == 0)
     {
@@ -772,6 +891,13 @@ on_readable (struct daemon *d, size_t i)
   if (strcmp (type, "metrics") == 0)
     {
       answer_metrics (d, i);
+      return;
+    }
+  if (strcmp (type, "session") == 0)
+    {
+      c->key = key ? (int) (key - d->cfg->api_keys) : -1;
+      session_route (d, i, msg_session);
+      json_object_put (msg_session);
       return;
     }
   /* A key's own bound comes before the service's: one busy client gets
@@ -875,6 +1001,45 @@ boxer_daemon_listen (const char *path, gid_t gid, struct boxer_error **err)
 
 static int sigchld_pipe[2] = { -1, -1 };
 
+/* Stopping: every session ends, its keeper destroying its sandbox.  */
+static void
+stop_sessions (struct daemon *d)
+{
+  long long until = boxer_now_ms () + 30000;
+
+  for (int64_t s = 0; s < 2 * d->cfg->max_sessions; s++)
+    if (d->sessions[s].pid != 0)
+      kill (d->sessions[s].pid, SIGTERM);
+  for (int64_t s = 0; s < 2 * d->cfg->max_sessions; s++)
+    while (d->sessions[s].pid != 0)
+      {
+        int status;
+        pid_t pid = waitpid (d->sessions[s].pid, &status, WNOHANG);
+        if (pid == 0 && boxer_now_ms () < until)
+          {
+            poll (NULL, 0, 50);
+            continue;
+          }
+        if (pid == 0)
+          {
+            kill (d->sessions[s].pid, SIGKILL);
+            waitpid (d->sessions[s].pid, &status, 0);
+          }
+        if (d->sessions[s].ctl >= 0)
+          close (d->sessions[s].ctl);
+        memset (&d->sessions[s], 0, sizeof d->sessions[s]);
+      }
+}
+
+/* A keeper's side of its socket ended (or sent what it never sends): its
+   session is over, and the loop sends it nothing more.  */
+static void
+session_ended (struct daemon *d, int64_t s)
+{
+  close (d->sessions[s].ctl);
+  d->sessions[s].ctl = -1;
+}
+
 static void
 on_sigchld (int sig)
 {
@@ -916,6 +1081,7 @@ boxer_daemon_serve (struct boxer_executor *ex, const struct boxer_config *cfg, i
   d.running = xmalloc0 (d.max_running * sizeof *d.running);
   d.running_key = xmalloc0 (d.max_running * sizeof *d.running_key);
   d.running_done = xmalloc0 (d.max_running * sizeof *d.running_done);
+  d.sessions = xmalloc0 ((2 * cfg->max_sessions + 1) * sizeof *d.sessions);
   boxer_log_info ("executor: serving; at most %" PRId64 " runs at once, %" PRId64
                   " waiting for %" PRId64 " s", d.max_running, d.max_queued,
                   cfg->queue_timeout_secs);
@@ -923,7 +1089,8 @@ boxer_daemon_serve (struct boxer_executor *ex, const struct boxer_config *cfg, i
   while (!*stop)
     {
       size_t n = d.nconns;
-      struct pollfd *p = xmalloc ((n + 3) * sizeof *p);
+      int64_t ns = 2 * cfg->max_sessions;
+      struct pollfd *p = xmalloc ((n + 3 + (size_t) ns) * sizeof *p);
 
       p[0] = (struct pollfd) { .fd = sigchld_pipe[0], .events = POLLIN };
       p[1] = (struct pollfd) { .fd = listen_fd, .events = POLLIN };
@@ -931,7 +1098,11 @@ boxer_daemon_serve (struct boxer_executor *ex, const struct boxer_config *cfg, i
       p[n + 2] = (struct pollfd) { .fd = d.report_pipe[0], .events = POLLIN };
       for (size_t i = 0; i < n; i++)
         p[i + 2] = (struct pollfd) { .fd = d.conns[i].fd, .events = POLLIN };
-      if (poll (p, n + 3, next_timeout (&d)) < 0 && errno != EINTR)
+      for (int64_t s = 0; s < ns; s++)
+        p[n + 3 + s] = (struct pollfd) { .fd = d.sessions[s].pid && d.sessions[s].ctl >= 0
+                                                 ? d.sessions[s].ctl : -1,
+                                         .events = POLLIN };
+      if (poll (p, n + 3 + (size_t) ns, next_timeout (&d)) < 0 && errno != EINTR)
         {
           free (p);
           boxer_error_errno (err, errno, "poll");
@@ -946,6 +1117,9 @@ boxer_daemon_serve (struct boxer_executor *ex, const struct boxer_config *cfg, i
       /* Before reaping and before new runs are looked at: a child writes
          its report before it answers, and exits after.  */
       read_reports (&d);
+      for (int64_t s = 0; s < ns; s++)
+        if (p[n + 3 + s].revents && d.sessions[s].ctl == p[n + 3 + s].fd)
+          session_ended (&d, s);
       reap (&d);
       /* Backwards, as reading may drop a connection from the table; the
          fds polled are those of the table as it was.  */
@@ -968,6 +1142,7 @@ boxer_daemon_serve (struct boxer_executor *ex, const struct boxer_config *cfg, i
      runs only.  */
   boxer_warm_free (d.warm);
   d.warm = NULL;
+  stop_sessions (&d);
   grace_end = boxer_now_ms () + (cfg->max_limits.wall_clock_secs + 10) * 1000;
   while (d.nrunning > 0 && boxer_now_ms () < grace_end)
     {
@@ -986,6 +1161,7 @@ boxer_daemon_serve (struct boxer_executor *ex, const struct boxer_config *cfg, i
   free (d.running);
   free (d.running_key);
   free (d.running_done);
+  free (d.sessions);
   boxer_metrics_release (&d.metrics);
   close (d.report_pipe[0]);
   close (d.report_pipe[1]);

@@ -13,6 +13,7 @@
 
 #include "batch.h"
 #include "capture.h"
+#include "common/log.h"
 #include "cgroup.h"
 #include "init_link.h"
 #include "common/fsutil.h"
@@ -437,7 +438,25 @@ boxer_executor_run (struct boxer_executor *ex, const struct boxer_run_job *job,
     goto done;
   out->setup_ms = boxer_now_ms () - t0;
   if (execute (&run, job, out, err) < 0)
-    goto done;
+    {
+      struct boxer_cgroup_stats stats;
+      /* runsc could not start the sandbox because the memory limit killed
+         it first (a few MiB): the run ran out of memory, which is its
+         result, not the service's failure.  */
+      if ((*err)->category != BOXER_ERR_INTERNAL || run.cgroup == NULL
+          || boxer_cgroup_read_stats (run.cgroup, &stats, NULL) < 0 || !stats.oom_killed)
+        goto done;
+      boxer_log_info ("run %s: its sandbox ran out of memory as it started: %s", run.id,
+                      (*err)->msg);
+      boxer_error_release (err);
+      boxer_run_result_release (out);
+      out->memory_peak_bytes = -1;
+      out->exit_code = 128 + SIGKILL;
+      out->signal = SIGKILL;
+      out->finished_at = time (NULL);
+      if (out->started_at == 0)
+        out->started_at = out->finished_at;
+    }
 
   if (run.cgroup)
     {
@@ -1355,5 +1374,105 @@ done:
       return -1;
     }
   warm_from_run (&run, sb);
+  return 0;
+}
+
+/* Sessions: sandboxes kept for many execs (executor/session.c).  */
+
+/* Kill the run of INIT_RUN_ID, if any, and wait for its EXIT (or
+   boxer-init's refusal, when there was none).  False when boxer-init did
+   not answer in time or is gone (*gone).  */
+static bool
+session_end_run (struct boxer_init_link *l, bool *gone)
+{
+  cleanup_error struct boxer_error *err = NULL;
+  struct boxer_init_writer w = { 0 };
+  long long deadline = boxer_now_ms () + WARM_BACKSTOP_MS;
+
+  boxer_init_frame_start (&w, BOXER_INIT_KILL, INIT_RUN_ID);
+  boxer_init_put_u32 (&w, SIGKILL);
+  if (boxer_init_link_queue (l, &w, &err) < 0)
+    return false;
+  for (;;)
+    {
+      struct boxer_init_event ev;
+      bool cancelled;
+      int n = boxer_init_link_next (l, deadline, -1, &cancelled, &ev, &err);
+      if (n < 0)
+        *gone = true;
+      if (n <= 0)
+        return false;
+      if (ev.id == INIT_RUN_ID && (ev.type == BOXER_INIT_EXIT || ev.type == BOXER_INIT_ERROR))
+        return true;
+    }
+}
+
+int
+boxer_executor_warm_set_limits (struct boxer_executor *ex, const struct boxer_warm_sandbox *sb,
+                                const struct boxer_limits *limits, struct boxer_error **err)
+{
+  cleanup_free char *cg = cgroup_name (ex, sb->id);
+  struct boxer_cgroup *c;
+  int r;
+
+  if (ex->cfg->ignore_cgroups)
+    return 0;
+  c = boxer_cgroup_open (cg);
+  r = boxer_cgroup_set_limits (c, limits, err);
+  boxer_cgroup_close (c);
+  return r;
+}
+
+int
+boxer_executor_session_exec (struct boxer_executor *ex, const struct boxer_warm_sandbox *sb,
+                             struct boxer_init_link *l, const struct boxer_run_job *job,
+                             struct boxer_run_result *out, bool *gone, struct boxer_error **err)
+{
+  cleanup_free char *cg = cgroup_name (ex, sb->id);
+  struct run run = { .ex = ex, .lock_fd = -1 };
+  long long t0 = boxer_now_ms ();
+  int r;
+
+  memset (out, 0, sizeof *out);
+  out->memory_peak_bytes = -1;
+  memcpy (run.id, sb->id, sizeof run.id);
+  r = execute_init (&run, l, job, out, gone, err);
+  if (r < 0 && !*gone)
+    {
+      /* Cancelled (its client went away): the session goes on, so its
+         program must not.  Until boxer-init says it is over, the next exec
+         could not start.  (Any other failure had no program started.)  */
+      if ((*err)->category == BOXER_ERR_RUNTIME && !session_end_run (l, gone))
+        boxer_log_warning ("session sandbox %s: a cancelled exec would not end", sb->id);
+      boxer_run_result_release (out);
+      return -1;
+    }
+  if (*gone)
+    {
+      /* The sandbox died under the exec: at its memory limit (the session
+         ends with it), or for a reason that is ours to explain.  */
+      struct boxer_cgroup *c = ex->cfg->ignore_cgroups ? NULL : boxer_cgroup_open (cg);
+      struct boxer_cgroup_stats stats = { 0 };
+      cleanup_error struct boxer_error *e2 = NULL;
+
+      if (c && boxer_cgroup_read_stats (c, &stats, &e2) == 0 && stats.oom_killed)
+        {
+          boxer_error_release (err);
+          out->oom_killed = true;
+          out->exit_code = 128 + SIGKILL;
+          out->signal = SIGKILL;
+        }
+      boxer_cgroup_close (c);
+      if (!out->oom_killed)
+        {
+          boxer_error_release (err);
+          boxer_run_result_release (out);
+          return boxer_error_make (err, BOXER_ERR_INTERNAL, "the session's sandbox %s died",
+                                   sb->id);
+        }
+    }
+  out->setup_ms = 0;
+  out->teardown_ms = 0;
+  (void) t0;
   return 0;
 }

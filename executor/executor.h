@@ -77,6 +77,14 @@ struct boxer_batch_request
 };
 
 void boxer_batch_request_release (struct boxer_batch_request *b);
+
+/* POST /sessions: a sandbox kept for many execs (executor/session.h).  */
+struct boxer_session_request
+{
+  struct boxer_run_request req;         /* image, limits, network (none), env, workdir */
+  int64_t idle_timeout_secs;
+  int64_t ttl_secs;
+};
 /* Whether path is in a place each run of a batch has fresh and empty
    (/tmp, /var/tmp, /dev/shm, /output): a file put there before the run
    would be hidden from it.  */
@@ -215,6 +223,21 @@ bool boxer_executor_warm_fits (const struct boxer_warm_sandbox *sb,
 int boxer_executor_run_warm (struct boxer_executor *ex, const struct boxer_run_job *job,
                              struct boxer_warm_sandbox *sb, struct boxer_run_result *out,
                              int *output_fd, struct boxer_error **err);
+
+/* Sessions (executor/session.h).  A warm sandbox's cgroup set to limits
+   (a session's, for its whole life).  */
+int boxer_executor_warm_set_limits (struct boxer_executor *ex,
+                                    const struct boxer_warm_sandbox *sb,
+                                    const struct boxer_limits *limits, struct boxer_error **err);
+/* One exec in a session's sandbox sb through its link l (which stays
+   open between execs), as a warm run: the result in *out.  *gone: the
+   sandbox died (then out->oom_killed when its memory ran out, the only
+   way it returns 0 with *gone).  */
+struct boxer_init_link;
+int boxer_executor_session_exec (struct boxer_executor *ex, const struct boxer_warm_sandbox *sb,
+                                 struct boxer_init_link *l, const struct boxer_run_job *job,
+                                 struct boxer_run_result *out, bool *gone,
+                                 struct boxer_error **err);
 
 /* Remove what runs of a dead executor server left behind (runsc state, sandbox
    processes, cgroups, bundles).  Called by boxer_executor_new ().  */

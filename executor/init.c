@@ -190,11 +190,11 @@ path_is_reserved (const char *path)
   return false;
 }
 
-/* The directory of path's last component, made (root's, 0755) where
-   missing, every component opened without following a link; *name_out
-   points into path.  */
+/* The directory of path's last component, made (uid's and gid's, 0755)
+   where missing, every component opened without following a link;
+   *name_out points into path.  */
 static int
-open_parent (const char *path, bool create, const char **name_out)
+open_parent (const char *path, bool create, uid_t uid, gid_t gid, const char **name_out)
 {
   char part[NAME_MAX + 1];
   const char *c = path + 1;
@@ -218,7 +218,16 @@ open_parent (const char *path, bool create, const char **name_out)
         }
       memcpy (part, c, n);
       part[n] = '\0';
-      if (create && mkdirat (dir, part, 0755) < 0 && errno != EEXIST)
+      if (create && mkdirat (dir, part, 0755) == 0)
+        {
+          /* Made here: its owner's, as the file will be.  */
+          if (fchownat (dir, part, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+            {
+              close (dir);
+              return -1;
+            }
+        }
+      else if (create && errno != EEXIST)
         {
           close (dir);
           return -1;
@@ -276,7 +285,7 @@ file_open (uint32_t id, const unsigned char *p, size_t len)
       send_error (id, "too many files open at once");
       goto out;
     }
-  dir = open_parent (path, true, &name);
+  dir = open_parent (path, true, uid, gid, &name);
   if (dir < 0)
     {
       send_error (id, "cannot make the directories of '%s': %s", path, strerror (errno));
@@ -748,31 +757,16 @@ struct collect
   char path[BOXER_INIT_PATH_MAX + 1];   /* relative to the collected directory */
 };
 
+/* Send the regular file open on fd (closed here), of st's size, as c's
+   next file.  */
 static void
-collect_file (struct collect *c, int dir, const char *name, const struct stat *seen)
+send_open_file (struct collect *c, int fd, const struct stat *st)
 {
   struct boxer_init_writer w = { 0 };
   unsigned char *buf;
-  struct stat st;
   uint64_t size, got = 0;
-  int fd;
 
-  if (c->files_left == 0)
-    {
-      c->truncated = true;
-      return;
-    }
-  /* O_NONBLOCK: a FIFO swapped in after the look is not waited on.  */
-  fd = openat (dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0)
-    return;
-  if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode) || st.st_ino != seen->st_ino
-      || st.st_dev != seen->st_dev)
-    {
-      close (fd);
-      return;
-    }
-  size = (uint64_t) st.st_size;
+  size = (uint64_t) st->st_size;
   if (size > c->bytes_left)
     {
       c->truncated = true;
@@ -805,6 +799,30 @@ collect_file (struct collect *c, int dir, const char *name, const struct stat *s
   free (buf);
   c->files_left--;
   c->bytes_left -= got;
+}
+
+static void
+collect_file (struct collect *c, int dir, const char *name, const struct stat *seen)
+{
+  struct stat st;
+  int fd;
+
+  if (c->files_left == 0)
+    {
+      c->truncated = true;
+      return;
+    }
+  /* O_NONBLOCK: a FIFO swapped in after the look is not waited on.  */
+  fd = openat (dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0)
+    return;
+  if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode) || st.st_ino != seen->st_ino
+      || st.st_dev != seen->st_dev)
+    {
+      close (fd);
+      return;
+    }
+  send_open_file (c, fd, &st);
 }
 
 static void
@@ -876,13 +894,56 @@ collect (uint32_t id, const unsigned char *p, size_t len)
       free (dir);
       return;
     }
-  parent = open_parent (dir, false, &name);
+  parent = open_parent (dir, false, 0, 0, &name);
   fd = parent < 0 ? -1 : openat (parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (parent >= 0)
     close (parent);
   free (dir);
   if (fd >= 0)
     collect_dir (&c, fd, 0);
+  send_u32 (BOXER_INIT_OUTPUT_END, id, c.truncated ? BOXER_INIT_OUTPUTS_TRUNCATED : 0);
+}
+
+/* A session's file, read for the executor: OUTPUT (its path, its size),
+   OUTPUT_DATA, OUTPUT_END; ERROR when there is no regular file there
+   (links are not followed) or it is larger than max bytes.  */
+static void
+read_file (uint32_t id, const unsigned char *p, size_t len)
+{
+  struct boxer_init_reader r;
+  struct collect c = { .id = id, .files_left = 1 };
+  char *path = NULL;
+  const char *name;
+  struct stat st;
+  int parent, fd;
+
+  boxer_init_reader_init (&r, p, len);
+  if (!boxer_init_get_str (&r, BOXER_INIT_PATH_MAX, &path)
+      || !boxer_init_get_u64 (&r, &c.bytes_left) || !boxer_init_reader_done (&r)
+      || !boxer_init_path_is_valid (path))
+    {
+      send_error (id, "malformed READ");
+      free (path);
+      return;
+    }
+  /* The kernel's files are no session's.  */
+  parent = path_is_reserved (path) && strncmp (path, "/output", 7) != 0
+             ? -1 : open_parent (path, false, 0, 0, &name);
+  /* O_NONBLOCK: a FIFO is not waited on; it is no file anyway.  */
+  fd = parent < 0 ? -1 : openat (parent, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (parent >= 0)
+    close (parent);
+  if (fd < 0 || fstat (fd, &st) < 0 || !S_ISREG (st.st_mode))
+    {
+      send_error (id, "no file");
+      if (fd >= 0)
+        close (fd);
+      free (path);
+      return;
+    }
+  snprintf (c.path, sizeof c.path, "%s", path);
+  free (path);
+  send_open_file (&c, fd, &st);
   send_u32 (BOXER_INIT_OUTPUT_END, id, c.truncated ? BOXER_INIT_OUTPUTS_TRUNCATED : 0);
 }
 
@@ -928,6 +989,9 @@ dispatch (uint8_t type, uint32_t id, const unsigned char *p, size_t len)
       break;
     case BOXER_INIT_COLLECT:
       collect (id, p, len);
+      break;
+    case BOXER_INIT_READ:
+      read_file (id, p, len);
       break;
     default:
       send_error (id, "unknown command type %u", type);

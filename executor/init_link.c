@@ -217,3 +217,29 @@ boxer_init_link_next (struct boxer_init_link *l, long long deadline_ms, int canc
         }
     }
 }
+
+int
+boxer_init_link_queue_data (struct boxer_init_link *l, uint32_t id, uint32_t uid, uint32_t gid,
+                            uint32_t mode, const char *data, size_t len, const char *dest,
+                            struct boxer_error **err)
+{
+  struct boxer_init_writer w = { 0 };
+
+  boxer_init_frame_start (&w, BOXER_INIT_FILE_OPEN, id);
+  boxer_init_put_u32 (&w, uid);
+  boxer_init_put_u32 (&w, gid);
+  boxer_init_put_u32 (&w, mode);
+  boxer_init_put_str (&w, dest, strlen (dest));
+  if (boxer_init_link_queue (l, &w, err) < 0)
+    return -1;
+  for (size_t off = 0; off < len; off += BOXER_INIT_CHUNK)
+    {
+      boxer_init_frame_start (&w, BOXER_INIT_FILE_DATA, id);
+      boxer_init_put_bytes (&w, data + off, len - off < BOXER_INIT_CHUNK ? len - off
+                                                                           : BOXER_INIT_CHUNK);
+      if (boxer_init_link_queue (l, &w, err) < 0)
+        return -1;
+    }
+  boxer_init_frame_start (&w, BOXER_INIT_FILE_CLOSE, id);
+  return boxer_init_link_queue (l, &w, err);
+}

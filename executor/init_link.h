@@ -52,6 +52,12 @@ int boxer_init_link_queue_start (struct boxer_init_link *l, uint32_t id,
 int boxer_init_link_queue_file (struct boxer_init_link *l, uint32_t id, int fd,
                                 const char *dest, struct boxer_error **err);
 
+/* The same from len bytes of data, as uid's and gid's with mode (a
+   session's file).  */
+int boxer_init_link_queue_data (struct boxer_init_link *l, uint32_t id, uint32_t uid, uint32_t gid,
+                                uint32_t mode, const char *data, size_t len, const char *dest,
+                                struct boxer_error **err);
+
 /* Write what is queued and wait for the next event until deadline_ms
    (monotonic, boxer_now_ms ()).  Returns 1 with *ev, 0 at the deadline or
    when cancel_fd (-1: none) became readable or hung up (*cancelled then),

@@ -11,7 +11,9 @@
 
    The executor sends (id names the file, run or collection it is about):
 
-     FILE_OPEN   u32 uid, u32 gid, u32 mode, str path     a new file (not one that exists)
+     FILE_OPEN   u32 uid, u32 gid, u32 mode, str path     a file, put in place over what was
+                                                           there at FILE_CLOSE (missing
+                                                           directories made, uid's)
      FILE_DATA   bytes                                     appended to the open file
      FILE_CLOSE                                            done: FILE_DONE or ERROR answers
      START       u32 uid, u32 gid, u32 flags (BOXER_INIT_START_*),
@@ -21,6 +23,9 @@
      STDIN       bytes; empty: end of input
      KILL        u32 signal
      COLLECT     str dir, u64 max_files, u64 max_bytes
+     READ        str path, u64 max_bytes                   one regular file (a session's):
+                                                           OUTPUT, OUTPUT_DATA, OUTPUT_END,
+                                                           or ERROR
 
    boxer-init sends:
 
@@ -46,7 +51,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BOXER_INIT_VERSION 2
+#define BOXER_INIT_VERSION 3
 /* Frames are small: data travels in chunks of at most BOXER_INIT_CHUNK.  */
 #define BOXER_INIT_FRAME_MAX (256 * 1024)
 #define BOXER_INIT_CHUNK (64 * 1024)
@@ -63,6 +68,7 @@ enum boxer_init_type
   BOXER_INIT_STDIN = 5,
   BOXER_INIT_KILL = 6,
   BOXER_INIT_COLLECT = 7,
+  BOXER_INIT_READ = 8,
 
   BOXER_INIT_READY = 0x81,
   BOXER_INIT_FILE_DONE = 0x82,

@@ -187,6 +187,8 @@ boxer_metrics_render (const struct boxer_metrics *m, const struct boxer_metrics_
   fprintf (b, "boxer_warm_sandboxes %" PRId64 "\n", now->warm_sandboxes);
   header (b, "boxer_warm_sandboxes_ready", "gauge", "Warm sandboxes waiting for a run.");
   fprintf (b, "boxer_warm_sandboxes_ready %" PRId64 "\n", now->warm_ready);
+  header (b, "boxer_sessions", "gauge", "Sessions open (POST /sessions), each a sandbox kept.");
+  fprintf (b, "boxer_sessions %" PRId64 "\n", now->sessions);
   header (b, "boxer_queued_runs", "gauge", "Runs waiting for a slot.");
   fprintf (b, "boxer_queued_runs %" PRId64 "\n", now->queued);
   header (b, "boxer_max_concurrent_runs", "gauge", "Runs at once, at most (the config).");

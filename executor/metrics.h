@@ -88,6 +88,7 @@ struct boxer_metrics_now
   int64_t max_queued;
   int64_t warm_sandboxes;       /* warm sandboxes booting or waiting */
   int64_t warm_ready;           /* of them, waiting */
+  int64_t sessions;             /* sessions open */
 };
 
 void boxer_metrics_init (struct boxer_metrics *m, const struct boxer_config *cfg);

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include "common/json.h"
+#include "common/log.h"
 #include "common/paths.h"
 #include "expiry.h"
 #include "files.h"
@@ -36,6 +37,7 @@ static const struct
   { BOXER_ERR_NO_SPACE, "no_space" },
   { BOXER_ERR_UNAUTHORIZED, "unauthorized" },
   { BOXER_ERR_TOO_MANY, "too_many" },
+  { BOXER_ERR_SESSION_NOT_FOUND, "session_not_found" },
 };
 
 #define N_CATEGORIES (sizeof category_names / sizeof category_names[0])
@@ -539,7 +541,7 @@ get_base64 (json_object *obj, const char *key, size_t max, char **out, size_t *l
 /* Messages.  */
 
 /* The exchanges a connection may open with.  */
-static const char *const open_types[] = { "run", "hello", "report", "metrics" };
+static const char *const open_types[] = { "run", "hello", "report", "metrics", "session" };
 
 json_object *
 boxer_proto_open (const char *type, const char *key)
@@ -574,8 +576,8 @@ boxer_proto_decode_open (json_object *msg, const char **type_out, const char **k
         *type_out = open_types[i];
         return 0;
       }
-  return bad (err, "the first message must be of type \"run\", \"hello\", \"report\" or "
-                   "\"metrics\"");
+  return bad (err, "the first message must be of type \"run\", \"hello\", \"report\", "
+                   "\"metrics\" or \"session\"");
 }
 
 static bool digest_is_valid (const char *d);
@@ -709,6 +711,7 @@ boxer_proto_encode_hello (const struct boxer_proto_hello *h)
   json_object_object_add (o, "queued", json_object_new_int64 (h->queued));
   json_object_object_add (o, "max_concurrent_runs", json_object_new_int64 (h->max_concurrent_runs));
   json_object_object_add (o, "max_queued_runs", json_object_new_int64 (h->max_queued_runs));
+  json_object_object_add (o, "sessions", json_object_new_int64 (h->sessions));
   return o;
 }
 
@@ -727,7 +730,8 @@ boxer_proto_decode_hello (json_object *msg, struct boxer_proto_hello *out,
       || get_int (msg, "running", 0, INT64_MAX, &out->running, err) < 0
       || get_int (msg, "queued", 0, INT64_MAX, &out->queued, err) < 0
       || get_int (msg, "max_concurrent_runs", 0, INT64_MAX, &out->max_concurrent_runs, err) < 0
-      || get_int (msg, "max_queued_runs", 0, INT64_MAX, &out->max_queued_runs, err) < 0)
+      || get_int (msg, "max_queued_runs", 0, INT64_MAX, &out->max_queued_runs, err) < 0
+      || get_int (msg, "sessions", 0, INT64_MAX, &out->sessions, err) < 0)
     return -1;
   out->runsc_version = xstrdup (version);
   out->platform = xstrdup (platform);
@@ -1098,6 +1102,47 @@ boxer_proto_decode_output (json_object *msg, const struct boxer_config *cfg, lon
   return 0;
 }
 
+/* The executor's side of a streamed run: its frames to the worker, each
+   sent by a deadline.  */
+
+#define STREAM_GRACE_MS 2000
+
+static int
+stream_send (struct boxer_proto_stream *s, json_object *msg)
+{
+  cleanup_error struct boxer_error *err = NULL;
+  int r;
+
+  if (s->per_frame)
+    s->deadline_ms = boxer_now_ms () + s->wall_ms + STREAM_GRACE_MS;
+  r = boxer_proto_send_until (s->fd, msg, -1, s->deadline_ms, &err);
+  json_object_put (msg);
+  if (r < 0)
+    boxer_log_info ("streaming to the worker: %s", err->msg);
+  return r;
+}
+
+static int
+stream_started (void *data)
+{
+  struct boxer_proto_stream *s = data;
+
+  s->deadline_ms = boxer_now_ms () + s->wall_ms + STREAM_GRACE_MS;
+  return stream_send (s, boxer_proto_encode_started ());
+}
+
+static int
+stream_output (void *data, long index, int stream, const char *bytes, size_t len)
+{
+  return stream_send (data, boxer_proto_encode_output (index, stream, bytes, len));
+}
+
+struct boxer_run_sink
+boxer_proto_stream_sink (struct boxer_proto_stream *s)
+{
+  return (struct boxer_run_sink) { stream_started, stream_output, s };
+}
+
 /* Result.  */
 
 json_object *
@@ -1386,4 +1431,230 @@ boxer_proto_decode_batch_event (json_object *msg, const struct boxer_config *cfg
       return 2;
     }
   return boxer_proto_decode_result (msg, cfg, res, err) < 0 ? -1 : 1;
+}
+
+/* Sessions.  */
+
+static const char *const session_ops[] = { "create", "exec", "put", "get", "info", "delete" };
+
+json_object *
+boxer_proto_open_session (const char *key, const char *op, const char *id, const char *digest)
+{
+  json_object *o = boxer_proto_open ("session", key);
+
+  json_object_object_add (o, "op", json_object_new_string (op));
+  if (id)
+    json_object_object_add (o, "id", json_object_new_string (id));
+  if (digest)
+    json_object_object_add (o, "digest", json_object_new_string (digest));
+  return o;
+}
+
+int
+boxer_proto_decode_session_open (json_object *msg, const char **op_out, const char **id_out,
+                                 const char **digest_out, struct boxer_error **err)
+{
+  const char *op;
+
+  *op_out = *id_out = *digest_out = NULL;
+  if (get_string (msg, "op", false, 16, &op, err) < 0
+      || get_string (msg, "id", true, 64, id_out, err) < 0
+      || get_string (msg, "digest", true, 80, digest_out, err) < 0)
+    return -1;
+  for (size_t i = 0; i < sizeof session_ops / sizeof session_ops[0]; i++)
+    if (strcmp (op, session_ops[i]) == 0)
+      *op_out = session_ops[i];
+  if (*op_out == NULL)
+    return bad (err, "an unknown session 'op'");
+  if (strcmp (*op_out, "create") == 0
+      ? *digest_out == NULL || !digest_is_valid (*digest_out) || *id_out != NULL
+      : *id_out == NULL || !boxer_expiry_id_is_valid (*id_out, BOXER_SESSION_ID_PREFIX,
+                                                      BOXER_SESSION_ID_HEX))
+    return bad (err, "a session message without the id or digest its op needs");
+  return 0;
+}
+
+json_object *
+boxer_proto_encode_session_create (const struct boxer_session_request *s,
+                                   const struct boxer_image *image)
+{
+  json_object *o = json_object_new_object ();
+  json_object *r = json_object_new_object ();
+
+  json_object_object_add (o, "type", json_object_new_string ("session_create"));
+  encode_sandbox (r, &s->req);
+  json_object_object_add (r, "env", boxer_json_strv (s->req.env));
+  json_object_object_add (r, "workdir", boxer_json_string_or_null (s->req.workdir));
+  json_object_object_add (r, "idle_timeout_secs", json_object_new_int64 (s->idle_timeout_secs));
+  json_object_object_add (r, "ttl_secs", json_object_new_int64 (s->ttl_secs));
+  json_object_object_add (o, "request", r);
+  json_object_object_add (o, "image", encode_image (image));
+  return o;
+}
+
+int
+boxer_proto_decode_session_create (json_object *msg, const struct boxer_config *cfg,
+                                   struct boxer_session_request *out,
+                                   struct boxer_proto_image *image, struct boxer_error **err)
+{
+  json_object *r;
+  const char *s;
+
+  memset (out, 0, sizeof *out);
+  memset (image, 0, sizeof *image);
+  if (boxer_proto_type (msg) == NULL || strcmp (boxer_proto_type (msg), "session_create") != 0)
+    return bad (err, "a message that is not a session's creation where one was expected");
+  if (!json_object_object_get_ex (msg, "request", &r) || !json_object_is_type (r, json_type_object))
+    return bad (err, "'request' must be an object");
+  if (decode_sandbox (r, cfg, &out->req, err) < 0
+      || get_strv (r, "env", true, BOXER_RUN_ENV_MAX_ENTRIES, BOXER_RUN_ENV_MAX_BYTES, true,
+                   &out->req.env, err) < 0
+      || get_string (r, "workdir", true, BOXER_RUN_WORKDIR_MAX_BYTES, &s, err) < 0)
+    return -1;
+  if (s && s[0] != '/')
+    return bad (err, "'workdir' must be absolute");
+  out->req.workdir = s ? xstrdup (s) : NULL;
+  if (get_int (r, "ttl_secs", 1, cfg->max_session_ttl_secs, &out->ttl_secs, err) < 0
+      || get_int (r, "idle_timeout_secs", 1, out->ttl_secs, &out->idle_timeout_secs, err) < 0)
+    return -1;
+  if (out->req.network != BOXER_NETWORK_NONE)
+    return bad (err, "a session's network must be \"none\"");
+  return decode_image (msg, image, err);
+}
+
+json_object *
+boxer_proto_encode_session_exec (const struct boxer_run_request *req, bool stream)
+{
+  json_object *o = json_object_new_object ();
+  json_object *r = json_object_new_object ();
+
+  json_object_object_add (o, "type", json_object_new_string ("session_exec"));
+  if (stream)
+    json_object_object_add (o, "stream", json_object_new_boolean (true));
+  encode_program (r, req);
+  json_object_object_add (r, "wall_clock_secs", json_object_new_int64 (req->limits.wall_clock_secs));
+  json_object_object_add (o, "request", r);
+  return o;
+}
+
+int
+boxer_proto_decode_session_exec (json_object *msg, const struct boxer_config *cfg,
+                                 struct boxer_run_request *out, bool *stream_out,
+                                 struct boxer_error **err)
+{
+  json_object *r;
+
+  memset (out, 0, sizeof *out);
+  *stream_out = false;
+  if (boxer_proto_type (msg) == NULL || strcmp (boxer_proto_type (msg), "session_exec") != 0)
+    return bad (err, "a message that is not an exec where one was expected");
+  if (json_object_object_get_ex (msg, "stream", NULL)
+      && get_bool (msg, "stream", stream_out, err) < 0)
+    return -1;
+  if (!json_object_object_get_ex (msg, "request", &r) || !json_object_is_type (r, json_type_object))
+    return bad (err, "'request' must be an object");
+  if (decode_program (r, cfg, out, err) < 0
+      || get_int (r, "wall_clock_secs", 0, cfg->max_limits.wall_clock_secs,
+                  &out->limits.wall_clock_secs, err) < 0)
+    return -1;
+  if (out->cmd == NULL)
+    return bad (err, "an exec without 'cmd'");
+  if (out->nfiles > 0)
+    return bad (err, "an exec with 'files'");
+  return 0;
+}
+
+json_object *
+boxer_proto_encode_session_file (const char *type, const char *path, const char *data,
+                                 size_t len)
+{
+  json_object *o = json_object_new_object ();
+
+  json_object_object_add (o, "type", json_object_new_string (type));
+  if (path)
+    json_object_object_add (o, "path", json_object_new_string (path));
+  if (data)
+    json_object_object_add (o, "data", base64_encode (data, len));
+  return o;
+}
+
+int
+boxer_proto_decode_session_file (json_object *msg, const struct boxer_config *cfg,
+                                 const char *type, const char **path_out, char **data_out,
+                                 size_t *len_out, struct boxer_error **err)
+{
+  *data_out = NULL;
+  *len_out = 0;
+  if (path_out)
+    *path_out = NULL;
+  if (boxer_proto_type (msg) == NULL || strcmp (boxer_proto_type (msg), type) != 0)
+    return bad (err, "a message of another type where a file's was expected");
+  if (path_out)
+    {
+      if (get_string (msg, "path", false, BOXER_RUN_WORKDIR_MAX_BYTES, path_out, err) < 0)
+        return -1;
+      if (boxer_paths_check_destination (*path_out, strlen (*path_out), "a session's file path",
+                                         err) < 0)
+        return -1;
+    }
+  return get_base64 (msg, "data", (size_t) cfg->upload_limit_bytes, data_out, len_out, err);
+}
+
+json_object *
+boxer_proto_encode_session_info (const struct boxer_session_info *s)
+{
+  json_object *o = json_object_new_object ();
+
+  json_object_object_add (o, "type", json_object_new_string ("session"));
+  json_object_object_add (o, "id", json_object_new_string (s->id));
+  json_object_object_add (o, "image", json_object_new_string (s->image));
+  json_object_object_add (o, "digest", json_object_new_string (s->digest));
+  json_object_object_add (o, "limits", encode_limits (&s->limits));
+  json_object_object_add (o, "idle_timeout_secs", json_object_new_int64 (s->idle_timeout_secs));
+  json_object_object_add (o, "ttl_secs", json_object_new_int64 (s->ttl_secs));
+  json_object_object_add (o, "created_at", json_object_new_int64 (s->created_at));
+  json_object_object_add (o, "last_used_at", json_object_new_int64 (s->last_used_at));
+  json_object_object_add (o, "execs", json_object_new_int64 (s->execs));
+  return o;
+}
+
+int
+boxer_proto_decode_session_info (json_object *msg, const struct boxer_config *cfg,
+                                 struct boxer_session_info *out, struct boxer_error **err)
+{
+  const char *s;
+  json_object *v;
+
+  memset (out, 0, sizeof *out);
+  if (boxer_proto_expect (msg, "session", err) < 0)
+    return -1;
+  if (get_string (msg, "id", false, sizeof out->id - 1, &s, err) < 0)
+    return -1;
+  strcpy (out->id, s);
+  if (get_string (msg, "digest", false, sizeof out->digest - 1, &s, err) < 0)
+    return -1;
+  strcpy (out->digest, s);
+  if (get_string (msg, "image", false, BOXER_RUN_IMAGE_MAX_BYTES, &s, err) < 0)
+    return -1;
+  out->image = xstrdup (s);
+  if (!json_object_object_get_ex (msg, "limits", &v) || decode_limits (v, cfg, &out->limits, err) < 0
+      || get_int (msg, "idle_timeout_secs", 0, INT64_MAX, &out->idle_timeout_secs, err) < 0
+      || get_int (msg, "ttl_secs", 0, INT64_MAX, &out->ttl_secs, err) < 0
+      || get_int (msg, "created_at", 0, INT64_MAX, &out->created_at, err) < 0
+      || get_int (msg, "last_used_at", 0, INT64_MAX, &out->last_used_at, err) < 0
+      || get_int (msg, "execs", 0, INT64_MAX, &out->execs, err) < 0)
+    {
+      boxer_session_info_release (out);
+      if (err && *err == NULL)
+        boxer_error_make (err, BOXER_ERR_INTERNAL, "protocol: a session's 'limits'");
+      return -1;
+    }
+  return 0;
+}
+
+void
+boxer_session_info_release (struct boxer_session_info *s)
+{
+  free (s->image);
+  s->image = NULL;
 }

@@ -162,6 +162,7 @@ struct boxer_proto_hello
   int64_t queued;
   int64_t max_concurrent_runs;
   int64_t max_queued_runs;
+  int64_t sessions;                     /* alive */
   struct boxer_proto_warm *warm_pool;   /* the executor adds its pool's
                                            (boxer_warm_status ()) */
   size_t n_warm_pool;
@@ -243,6 +244,24 @@ int boxer_proto_decode_batch_event (json_object *msg, const struct boxer_config 
    "started" once its sandbox is ready and each output with the "index"
    of its run (index -1: none, a run's).  */
 json_object *boxer_proto_encode_started (void);
+
+/* The executor's end of a streamed run or batch: frames to the worker on
+   fd.  A worker that takes nothing until the program's wall clock (and
+   a grace) is up is taken for gone, its client no longer reading: the
+   sink's hook fails and the run is cancelled, so that a stalled reader
+   never keeps a program past its time.  Until "started" the deadline is
+   deadline_ms (set it BOXER_PROTO_STREAM_SETUP_MS ahead: the sandbox's
+   setup comes first).  per_frame (a batch): each frame may take wall_ms,
+   the longest run's, as each run's own is kept by boxer-init.  */
+#define BOXER_PROTO_STREAM_SETUP_MS 60000
+struct boxer_proto_stream
+{
+  int fd;
+  long long wall_ms;
+  long long deadline_ms;
+  bool per_frame;
+};
+struct boxer_run_sink boxer_proto_stream_sink (struct boxer_proto_stream *s);
 json_object *boxer_proto_encode_output (long index, int stream, const char *data, size_t len);
 /* *data_out (caller frees) holds at most output_limit_bytes; *index_out
    is -1 or below max_batch_runs (the worker checks it against its
@@ -250,6 +269,69 @@ json_object *boxer_proto_encode_output (long index, int stream, const char *data
 int boxer_proto_decode_output (json_object *msg, const struct boxer_config *cfg, long *index_out,
                                int *stream_out, char **data_out, size_t *len_out,
                                struct boxer_error **err);
+
+/* Sessions: a sandbox kept for many execs (executor/session.h).  The open
+   frame {"type": "session", "op", "id" (any op but create) or "digest"
+   (create)} is routed by the executor's loop to the session's keeper,
+   which answers "admitted" and takes the op's message:
+
+     session_create {request, image} + the image's hold   ->  session
+     session_exec {request, stream?}  -> [started, output...] result
+     session_put {path, data}         -> session_done
+     session_get {path}               -> session_file {data}
+     session_info                     -> session
+     session_delete                   -> session_done
+
+   or an error at any point (a session that is no more:
+   BOXER_ERR_SESSION_NOT_FOUND).  */
+#define BOXER_SESSION_ID_PREFIX "s_"
+#define BOXER_SESSION_ID_HEX 32
+
+json_object *boxer_proto_open_session (const char *key, const char *op, const char *id,
+                                       const char *digest);
+/* Pointers into msg; op is one of the six, id well formed for all but
+   create, digest for create.  */
+int boxer_proto_decode_session_open (json_object *msg, const char **op_out, const char **id_out,
+                                     const char **digest_out, struct boxer_error **err);
+
+json_object *boxer_proto_encode_session_create (const struct boxer_session_request *s,
+                                                const struct boxer_image *image);
+/* Checked against cfg: limits in bounds, ttl_secs at most
+   max_session_ttl_secs, idle_timeout_secs at most ttl_secs, network none.
+   out->req and image are the caller's to release.  */
+int boxer_proto_decode_session_create (json_object *msg, const struct boxer_config *cfg,
+                                       struct boxer_session_request *out,
+                                       struct boxer_proto_image *image, struct boxer_error **err);
+/* An exec: cmd, env, workdir, stdin of req, and its limits.wall_clock_secs
+   (0: the session's).  */
+json_object *boxer_proto_encode_session_exec (const struct boxer_run_request *req, bool stream);
+int boxer_proto_decode_session_exec (json_object *msg, const struct boxer_config *cfg,
+                                     struct boxer_run_request *out, bool *stream_out,
+                                     struct boxer_error **err);
+/* session_put (path and data), session_get (path), session_file (data),
+   session_done (neither): path NULL or data NULL leave them out.  On
+   decode path_out NULL means the type has none; data is at most
+   upload_limit_bytes.  */
+json_object *boxer_proto_encode_session_file (const char *type, const char *path, const char *data,
+                                              size_t len);
+int boxer_proto_decode_session_file (json_object *msg, const struct boxer_config *cfg,
+                                     const char *type, const char **path_out, char **data_out,
+                                     size_t *len_out, struct boxer_error **err);
+
+/* What GET /sessions/{id} shows; times are seconds since the epoch.  */
+struct boxer_session_info
+{
+  char id[40];
+  char *image;
+  char digest[72];
+  struct boxer_limits limits;
+  int64_t idle_timeout_secs, ttl_secs;
+  int64_t created_at, last_used_at, execs;
+};
+json_object *boxer_proto_encode_session_info (const struct boxer_session_info *s);
+int boxer_proto_decode_session_info (json_object *msg, const struct boxer_config *cfg,
+                                     struct boxer_session_info *out, struct boxer_error **err);
+void boxer_session_info_release (struct boxer_session_info *s);
 
 json_object *boxer_proto_encode_result (const struct boxer_run_result *res);
 /* res->image and res->image_digest are left NULL: the worker knows them.  */

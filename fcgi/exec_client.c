@@ -309,3 +309,174 @@ boxer_exec_run (const struct boxer_config *cfg, const char *id, const char *key,
   out->image_digest = xstrdup (image->digest);
   return 0;
 }
+
+/* Sessions.  */
+
+/* A session op's connection, admitted by the session's keeper.  */
+static int
+open_session (const struct boxer_config *cfg, const char *key, const char *op, const char *id,
+              const char *digest, int client_fd, struct boxer_error **err)
+{
+  cleanup_close int fd = connect_executor (cfg, err);
+  json_object *msg;
+  int r;
+
+  if (fd < 0)
+    return -1;
+  msg = boxer_proto_open_session (key, op, id, digest);
+  r = boxer_proto_send (fd, msg, -1, err);
+  json_object_put (msg);
+  if (r < 0 || wait_frame (fd, client_fd, 64 * 1024, &msg, NULL, err) < 0)
+    return -1;
+  r = boxer_proto_expect (msg, "admitted", err);
+  json_object_put (msg);
+  return r < 0 ? -1 : steal_fd (&fd);
+}
+
+/* Send msg (consumed) with pass_fd, and take the answer (no descriptor).  */
+static int
+session_exchange (const struct boxer_config *cfg, int fd, int client_fd, json_object *msg,
+                  int pass_fd, size_t max, json_object **answer, struct boxer_error **err)
+{
+  int r = boxer_proto_send (fd, msg, pass_fd, err);
+  int passed = -1;
+
+  json_object_put (msg);
+  if (r < 0 || wait_frame (fd, client_fd, max, answer, &passed, err) < 0)
+    return -1;
+  if (passed >= 0)
+    {
+      close (passed);
+      json_object_put (*answer);
+      *answer = NULL;
+      return boxer_error_make (err, BOXER_ERR_INTERNAL, "executor: a descriptor with an answer");
+    }
+  (void) cfg;
+  return 0;
+}
+
+int
+boxer_exec_session_create (const struct boxer_config *cfg, const char *key,
+                           const struct boxer_session_request *s, const struct boxer_image *image,
+                           int client_fd, struct boxer_session_info *out,
+                           struct boxer_error **err)
+{
+  cleanup_close int fd = open_session (cfg, key, "create", NULL, image->digest, client_fd, err);
+  json_object *answer = NULL;
+  int r;
+
+  memset (out, 0, sizeof *out);
+  if (fd < 0)
+    return -1;
+  /* The image's hold goes with it: the keeper keeps the image in the
+     store for the session's life.  */
+  if (session_exchange (cfg, fd, client_fd, boxer_proto_encode_session_create (s, image),
+                        boxer_image_hold_fd (image), 64 * 1024, &answer, err) < 0)
+    return -1;
+  r = boxer_proto_decode_session_info (answer, cfg, out, err);
+  json_object_put (answer);
+  return r;
+}
+
+int
+boxer_exec_session_exec (const struct boxer_config *cfg, const char *key, const char *id,
+                         const struct boxer_run_request *req, int client_fd,
+                         const struct boxer_run_sink *sink, struct boxer_run_result *out,
+                         struct boxer_error **err)
+{
+  cleanup_close int fd = open_session (cfg, key, "exec", id, NULL, client_fd, err);
+  json_object *msg = NULL, *v;
+  int r, passed = -1;
+
+  memset (out, 0, sizeof *out);
+  if (fd < 0)
+    return -1;
+  msg = boxer_proto_encode_session_exec (req, sink != NULL);
+  r = boxer_proto_send (fd, msg, -1, err);
+  json_object_put (msg);
+  if (r < 0 || next_frame (cfg, fd, client_fd, 0, sink, &msg, &passed, err) < 0)
+    return -1;
+  if (passed >= 0)
+    close (passed);
+  r = boxer_proto_decode_result (msg, cfg, out, err);
+  if (r == 0)
+    {
+      out->image = xstrdup (json_object_object_get_ex (msg, "image", &v)
+                              ? json_object_get_string (v) : "");
+      out->image_digest = xstrdup (json_object_object_get_ex (msg, "image_digest", &v)
+                                     ? json_object_get_string (v) : "");
+    }
+  json_object_put (msg);
+  return r;
+}
+
+int
+boxer_exec_session_put (const struct boxer_config *cfg, const char *key, const char *id,
+                        const char *path, const char *data, size_t len, int client_fd,
+                        struct boxer_error **err)
+{
+  cleanup_close int fd = open_session (cfg, key, "put", id, NULL, client_fd, err);
+  json_object *answer = NULL;
+  int r;
+
+  if (fd < 0)
+    return -1;
+  if (session_exchange (cfg, fd, client_fd,
+                        boxer_proto_encode_session_file ("session_put", path, data, len), -1,
+                        64 * 1024, &answer, err) < 0)
+    return -1;
+  r = boxer_proto_expect (answer, "session_done", err);
+  json_object_put (answer);
+  return r;
+}
+
+int
+boxer_exec_session_get (const struct boxer_config *cfg, const char *key, const char *id,
+                        const char *path, int client_fd, char **data_out, size_t *len_out,
+                        struct boxer_error **err)
+{
+  cleanup_close int fd = open_session (cfg, key, "get", id, NULL, client_fd, err);
+  json_object *answer = NULL;
+  int r;
+
+  *data_out = NULL;
+  *len_out = 0;
+  if (fd < 0)
+    return -1;
+  if (session_exchange (cfg, fd, client_fd,
+                        boxer_proto_encode_session_file ("session_get", path, NULL, 0), -1,
+                        boxer_proto_run_frame_max (cfg), &answer, err) < 0)
+    return -1;
+  r = boxer_proto_expect (answer, "session_file", err);
+  if (r == 0)
+    r = boxer_proto_decode_session_file (answer, cfg, "session_file", NULL, data_out, len_out,
+                                         err);
+  json_object_put (answer);
+  return r;
+}
+
+/* info (out set) or delete (out NULL).  */
+int
+boxer_exec_session_simple (const struct boxer_config *cfg, const char *key, const char *id,
+                           int client_fd, struct boxer_session_info *out,
+                           struct boxer_error **err)
+{
+  cleanup_close int fd = open_session (cfg, key, out ? "info" : "delete", id, NULL, client_fd,
+                                       err);
+  json_object *answer = NULL, *msg;
+  int r;
+
+  if (out)
+    memset (out, 0, sizeof *out);
+  if (fd < 0)
+    return -1;
+  msg = json_object_new_object ();
+  json_object_object_add (msg, "type",
+                          json_object_new_string (out ? "session_info" : "session_delete"));
+  if (session_exchange (cfg, fd, client_fd, msg, -1, 64 * 1024, &answer, err) < 0)
+    return -1;
+  r = out ? boxer_proto_decode_session_info (answer, cfg, out, err)
+          : boxer_proto_expect (answer, "session_done", err);
+  json_object_put (answer);
+  return r;
+}

@@ -39,6 +39,28 @@ int boxer_exec_batch (const struct boxer_config *cfg, const char *id, const char
                                       const struct boxer_error *run_err),
                       void *data, struct boxer_error **err);
 
+/* Sessions (executor/session.h): create one of s on image (whose hold goes
+   to the session's keeper), exec in one, put and get a file, look at one
+   (info) or delete it (out NULL).  key: the request's API key name, whose
+   sessions alone it finds (another's is BOXER_ERR_SESSION_NOT_FOUND).  */
+int boxer_exec_session_create (const struct boxer_config *cfg, const char *key,
+                               const struct boxer_session_request *s,
+                               const struct boxer_image *image, int client_fd,
+                               struct boxer_session_info *out, struct boxer_error **err);
+int boxer_exec_session_exec (const struct boxer_config *cfg, const char *key, const char *id,
+                             const struct boxer_run_request *req, int client_fd,
+                             const struct boxer_run_sink *sink, struct boxer_run_result *out,
+                             struct boxer_error **err);
+int boxer_exec_session_put (const struct boxer_config *cfg, const char *key, const char *id,
+                            const char *path, const char *data, size_t len, int client_fd,
+                            struct boxer_error **err);
+int boxer_exec_session_get (const struct boxer_config *cfg, const char *key, const char *id,
+                            const char *path, int client_fd, char **data_out, size_t *len_out,
+                            struct boxer_error **err);
+int boxer_exec_session_simple (const struct boxer_config *cfg, const char *key, const char *id,
+                               int client_fd, struct boxer_session_info *out,
+                               struct boxer_error **err);
+
 /* Tell the executor how one request was answered (for GET /metrics),
    without waiting: a report that cannot be sent at once is dropped.  */
 void boxer_exec_report (const struct boxer_config *cfg, const struct boxer_proto_report *rep);

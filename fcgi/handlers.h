@@ -24,6 +24,20 @@ int boxer_run_answer (struct boxer_server *srv, struct boxer_http *http,
 int boxer_handle_batch (struct boxer_server *srv, struct boxer_http *http,
                         struct boxer_error **err);
 
+/* fcgi/sessions.c */
+int boxer_handle_session_create (struct boxer_server *srv, struct boxer_http *http,
+                                 struct boxer_error **err);
+int boxer_handle_session_get (struct boxer_server *srv, struct boxer_http *http,
+                              struct boxer_error **err);
+int boxer_handle_session_delete (struct boxer_server *srv, struct boxer_http *http,
+                                 struct boxer_error **err);
+int boxer_handle_session_exec (struct boxer_server *srv, struct boxer_http *http,
+                               struct boxer_error **err);
+int boxer_handle_session_put_file (struct boxer_server *srv, struct boxer_http *http,
+                                   struct boxer_error **err);
+int boxer_handle_session_get_file (struct boxer_server *srv, struct boxer_http *http,
+                                   struct boxer_error **err);
+
 /* fcgi/files.c: uploads, one-shot multipart runs, run records.  */
 int boxer_handle_files_upload (struct boxer_server *srv, struct boxer_http *http,
                                struct boxer_error **err);

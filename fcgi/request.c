@@ -942,3 +942,146 @@ fail:
   memset (out, 0, sizeof *out);
   return -1;
 }
+
+/* Sessions.  */
+
+/* A positive integer of at most max seconds in v.  */
+static int
+parse_secs (json_object *v, const char *name, int64_t max, int64_t *out, struct boxer_error **err)
+{
+  if (!json_object_is_type (v, json_type_int) || json_object_get_int64 (v) < 1
+      || json_object_get_int64 (v) > max)
+    return boxer_error_make (err, BOXER_ERR_INVALID, "'%s' must be an integer from 1 to %" PRId64,
+                             name, max);
+  *out = json_object_get_int64 (v);
+  return 0;
+}
+
+int
+boxer_request_parse_session (const struct boxer_config *cfg, const struct boxer_api_key *key,
+                             const char *body, size_t len, struct boxer_session_request *out,
+                             struct boxer_error **err)
+{
+  cleanup_json json_object *root = NULL;
+  bool idle_given = false;
+
+  memset (out, 0, sizeof *out);
+  out->req.limits = cfg->defaults;
+  if (key)
+    lower_to (&out->req.limits, &key->max_limits);
+  out->req.network = BOXER_NETWORK_NONE;
+  out->idle_timeout_secs = BOXER_SESSION_IDLE_DEFAULT;
+  out->ttl_secs = BOXER_SESSION_TTL_DEFAULT < cfg->max_session_ttl_secs
+                    ? BOXER_SESSION_TTL_DEFAULT : cfg->max_session_ttl_secs;
+  if (parse_json (body, len, &root, err) < 0)
+    goto fail;
+  json_object_object_foreach (root, name, val)
+    {
+      int r;
+      if (strcmp (name, "image") == 0)
+        r = parse_image (cfg, val, &out->req, err);
+      else if (strcmp (name, "limits") == 0)
+        r = parse_limits (cfg, val, &out->req, err);
+      else if (strcmp (name, "network") == 0)
+        r = parse_network (cfg, val, &out->req, err);
+      else if (strcmp (name, "env") == 0)
+        r = parse_env (cfg, val, &out->req, err);
+      else if (strcmp (name, "workdir") == 0)
+        r = parse_workdir (cfg, val, &out->req, err);
+      else if (strcmp (name, "idle_timeout_secs") == 0)
+        {
+          r = parse_secs (val, name, cfg->max_session_ttl_secs, &out->idle_timeout_secs, err);
+          idle_given = true;
+        }
+      else if (strcmp (name, "ttl_secs") == 0)
+        r = parse_secs (val, name, cfg->max_session_ttl_secs, &out->ttl_secs, err);
+      else
+        {
+          cleanup_free char *q = sanitize (name, strlen (name));
+          r = boxer_error_make (err, BOXER_ERR_INVALID,
+                                "unknown field '%s'; a session has image, limits, network, env, "
+                                "workdir, idle_timeout_secs and ttl_secs", q);
+        }
+      if (r < 0)
+        goto fail;
+    }
+  if (out->req.image == NULL)
+    {
+      boxer_error_make (err, BOXER_ERR_INVALID, "'image' is required; name the image the "
+                        "session runs, such as \"python:3.12-slim\"");
+      goto fail;
+    }
+  if (out->req.network != BOXER_NETWORK_NONE)
+    {
+      boxer_error_make (err, BOXER_ERR_INVALID, "a session runs with network \"none\" only");
+      goto fail;
+    }
+  /* An idle timeout past the ttl means nothing: the ttl comes first.  */
+  if (!idle_given && out->idle_timeout_secs > out->ttl_secs)
+    out->idle_timeout_secs = out->ttl_secs;
+  if (out->idle_timeout_secs > out->ttl_secs)
+    {
+      boxer_error_make (err, BOXER_ERR_INVALID,
+                        "'idle_timeout_secs' (%" PRId64 ") must not be above 'ttl_secs' (%" PRId64
+                        ")", out->idle_timeout_secs, out->ttl_secs);
+      goto fail;
+    }
+  if (key && check_key (key, &out->req, err) < 0)
+    goto fail;
+  return 0;
+
+fail:
+  boxer_run_request_release (&out->req);
+  memset (out, 0, sizeof *out);
+  return -1;
+}
+
+int
+boxer_request_parse_exec (const struct boxer_config *cfg, const struct boxer_api_key *key,
+                          const char *body, size_t len, struct boxer_run_request *out,
+                          struct boxer_error **err)
+{
+  cleanup_json json_object *root = NULL;
+  int64_t most = key ? key->max_limits.wall_clock_secs : cfg->max_limits.wall_clock_secs;
+
+  memset (out, 0, sizeof *out);
+  /* 0: the session's own wall clock (the keeper knows it).  */
+  out->limits.wall_clock_secs = 0;
+  if (parse_json (body, len, &root, err) < 0)
+    goto fail;
+  json_object_object_foreach (root, name, val)
+    {
+      int r;
+      if (strcmp (name, "cmd") == 0)
+        r = parse_cmd (cfg, val, out, err);
+      else if (strcmp (name, "env") == 0)
+        r = parse_env (cfg, val, out, err);
+      else if (strcmp (name, "workdir") == 0)
+        r = parse_workdir (cfg, val, out, err);
+      else if (strcmp (name, "stdin") == 0)
+        r = parse_stdin (cfg, val, out, err);
+      else if (strcmp (name, "timeout_secs") == 0)
+        r = parse_secs (val, name, most, &out->limits.wall_clock_secs, err);
+      else
+        {
+          cleanup_free char *q = sanitize (name, strlen (name));
+          r = boxer_error_make (err, BOXER_ERR_INVALID,
+                                "unknown field '%s'; an exec has cmd, env, workdir, stdin and "
+                                "timeout_secs", q);
+        }
+      if (r < 0)
+        goto fail;
+    }
+  if (out->cmd == NULL)
+    {
+      boxer_error_make (err, BOXER_ERR_INVALID, "'cmd' is required, such as "
+                        "[\"python3\", \"main.py\"]");
+      goto fail;
+    }
+  return 0;
+
+fail:
+  boxer_run_request_release (out);
+  memset (out, 0, sizeof *out);
+  return -1;
+}

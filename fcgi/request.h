@@ -27,6 +27,21 @@ int boxer_request_parse_run (const struct boxer_config *cfg, const struct boxer_
    defaults to the sandbox's).  Messages name the run ("runs[3].cmd ...").
    A network other than "none", and a file where each run has a fresh
    directory (/tmp ...), are BOXER_ERR_INVALID; key as for runs.  */
+/* POST /sessions: image, limits, network (none), env, workdir,
+   idle_timeout_secs (default BOXER_SESSION_IDLE_DEFAULT) and ttl_secs
+   (default BOXER_SESSION_TTL_DEFAULT, at most max_session_ttl_secs); as a
+   run's, within the key's limits.  */
+#define BOXER_SESSION_IDLE_DEFAULT 300
+#define BOXER_SESSION_TTL_DEFAULT 3600
+int boxer_request_parse_session (const struct boxer_config *cfg, const struct boxer_api_key *key,
+                                 const char *body, size_t len, struct boxer_session_request *out,
+                                 struct boxer_error **err);
+/* POST /sessions/{id}/exec: cmd (required), env, workdir, stdin and
+   timeout_secs (into limits.wall_clock_secs; 0 when absent: the
+   session's).  */
+int boxer_request_parse_exec (const struct boxer_config *cfg, const struct boxer_api_key *key,
+                              const char *body, size_t len, struct boxer_run_request *out,
+                              struct boxer_error **err);
 int boxer_request_parse_batch (const struct boxer_config *cfg, const struct boxer_api_key *key,
                                const char *body, size_t len, struct boxer_batch_request *out,
                                struct boxer_error **err);

@@ -31,6 +31,7 @@ static const struct
   { BOXER_ERR_NO_SPACE, 503, "busy", 60 },
   { BOXER_ERR_UNAUTHORIZED, 401, "unauthorized", 0 },
   { BOXER_ERR_TOO_MANY, 429, "too_many_requests", 1 },
+  { BOXER_ERR_SESSION_NOT_FOUND, 404, "session_not_found", 0 },
 };
 
 static const struct

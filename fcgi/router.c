@@ -30,6 +30,12 @@ static const struct route routes[] = {
   { "GET", "/images", boxer_handle_images_list, false },
   { "POST", "/images/pull", boxer_handle_images_pull, false },
   { "DELETE", "/images/{*}", boxer_handle_images_delete, false },
+  { "POST", "/sessions", boxer_handle_session_create, false },
+  { "GET", "/sessions/{}", boxer_handle_session_get, false },
+  { "DELETE", "/sessions/{}", boxer_handle_session_delete, false },
+  { "POST", "/sessions/{}/exec", boxer_handle_session_exec, false },
+  { "PUT", "/sessions/{}/files/{*}", boxer_handle_session_put_file, false },
+  { "GET", "/sessions/{}/files/{*}", boxer_handle_session_get_file, false },
 };
 
 /* Read what is left of the body, and drop it, before a refusal is

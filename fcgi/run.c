@@ -128,6 +128,7 @@ boxer_handle_health (struct boxer_server *srv, struct boxer_http *http, struct b
   json_object_object_add (body, "runsc_version", json_object_new_string (hello.runsc_version));
   json_object_object_add (body, "platform", json_object_new_string (hello.platform));
   json_object_object_add (body, "cgroup", json_object_new_string (hello.cgroup));
+  json_object_object_add (body, "sessions", json_object_new_int64 (hello.sessions));
   if (srv->cfg->n_warm_pool > 0)
     {
       json_object *pool = json_object_new_array ();

@@ -311,6 +311,54 @@ decode_all (json_object *msg)
   boxer_error_release (&err);
 
   {
+    /* Sessions: the executor decodes what a worker sends, and back.  */
+    const char *op, *id, *digest, *path;
+    struct boxer_session_request sreq;
+    struct boxer_proto_image simg;
+    struct boxer_run_request xreq;
+    struct boxer_session_info info;
+    char *data;
+    size_t len;
+    bool stream;
+
+    r = boxer_proto_decode_session_open (msg, &op, &id, &digest, &err);
+    check_error (r, err);
+    if (r == 0 && (strcmp (op, "create") == 0) != (digest != NULL && id == NULL))
+      abort ();
+    boxer_error_release (&err);
+    r = boxer_proto_decode_session_create (msg, &cfg, &sreq, &simg, &err);
+    check_error (r, err);
+    if (r == 0 && (sreq.req.network != BOXER_NETWORK_NONE || sreq.ttl_secs < 1
+                   || sreq.ttl_secs > cfg.max_session_ttl_secs
+                   || sreq.idle_timeout_secs < 1 || sreq.idle_timeout_secs > sreq.ttl_secs))
+      abort ();
+    boxer_run_request_release (&sreq.req);
+    free (simg.digest);
+    boxer_strv_free (simg.env);
+    boxer_strv_free (simg.entrypoint);
+    boxer_strv_free (simg.cmd);
+    free (simg.workdir);
+    boxer_error_release (&err);
+    r = boxer_proto_decode_session_exec (msg, &cfg, &xreq, &stream, &err);
+    check_error (r, err);
+    if (r == 0 && (xreq.cmd == NULL || xreq.nfiles != 0 || xreq.limits.wall_clock_secs < 0
+                   || xreq.limits.wall_clock_secs > cfg.max_limits.wall_clock_secs))
+      abort ();
+    boxer_run_request_release (&xreq);
+    boxer_error_release (&err);
+    r = boxer_proto_decode_session_file (msg, &cfg, "session_put", &path, &data, &len, &err);
+    check_error (r, err);
+    if (r == 0 && (path[0] != '/' || strstr (path, "/../") || len > (size_t) cfg.upload_limit_bytes))
+      abort ();
+    free (data);
+    boxer_error_release (&err);
+    r = boxer_proto_decode_session_info (msg, &cfg, &info, &err);
+    check_error (r, err);
+    if (r == 0)
+      boxer_session_info_release (&info);
+    boxer_error_release (&err);
+  }
+  {
     int stream;
     long index;
     char *data;

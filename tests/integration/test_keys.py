@@ -42,8 +42,8 @@ def keyed():
             {"name": "alice", "sha256": sha(ALICE), "max_concurrent_runs": 1,
              "max_limits": {"memory_mb": 128}},
             {"name": "bob", "sha256": sha(BOB), "allow_images": True,
-             "allow_network": ["none", "sandbox"]},
-            {"name": "carol", "sha256": sha(CAROL), "allow_images": True},
+             "allow_network": ["none", "sandbox"], "allow_sessions": True},
+            {"name": "carol", "sha256": sha(CAROL), "allow_images": True, "allow_sessions": True},
         ],
     }).start()
     try:
@@ -301,3 +301,28 @@ def test_tls_termination_passes_the_key(make_stack, tmp_path):
         assert tls.version() in ("TLSv1.2", "TLSv1.3")
     # Plain HTTP to the TLS port gets nginx's 400, never Boxer.
     assert s.request("GET", "/health")[0] == 400
+
+
+def test_sessions_belong_to_their_key(keyed):
+    """Only a key with allow_sessions opens one; another key's session is
+    as unknown as one that never was, for every operation on it."""
+    status, body, _, _ = keyed.request("POST", "/sessions", {"image": BUSYBOX}, as_key(ALICE))
+    assert status == 403 and body["error"]["code"] == "forbidden"
+    status, body, _, _ = keyed.request("POST", "/sessions", {"image": BUSYBOX})
+    assert status == 401
+    status, sess, _, raw = keyed.request("POST", "/sessions", {"image": BUSYBOX}, as_key(BOB))
+    assert status == 201, raw
+    sid = sess["id"]
+    try:
+        for method, path, body in (("GET", f"/sessions/{sid}", None),
+                                   ("POST", f"/sessions/{sid}/exec", {"cmd": ["true"]}),
+                                   ("PUT", f"/sessions/{sid}/files/tmp/x", b"x"),
+                                   ("GET", f"/sessions/{sid}/files/etc/hostname", None),
+                                   ("DELETE", f"/sessions/{sid}", None)):
+            status, answer, _, _ = keyed.request(method, path, body, as_key(CAROL))
+            assert status == 404 and answer["error"]["code"] == "session_not_found", (method, path)
+        status, r, _, _ = keyed.request("POST", f"/sessions/{sid}/exec", {"cmd": ["echo", "mine"]},
+                                        as_key(BOB))
+        assert status == 200 and r["stdout"] == "mine\n"
+    finally:
+        assert keyed.request("DELETE", f"/sessions/{sid}", None, as_key(BOB))[0] == 204

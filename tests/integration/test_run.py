@@ -238,3 +238,11 @@ def test_worker_killed_mid_run(api):
         time.sleep(0.2)
     assert len(after) == 4 and not set(before) & set(after)
     assert api.run(**sh("echo alive"))["stdout"] == "alive\n"
+
+
+def test_memory_too_small_to_start(api):
+    """At 16 MiB the sandbox itself is killed for memory as it starts: the
+    run ran out of memory (a result), not a server error."""
+    r = api.run(image=PYTHON, cmd=["python3", "-c", "print(1)"], limits={"memory_mb": 16})
+    assert r["oom_killed"] is True and r["exit_code"] == 137 and r["signal"] == 9
+    assert api.run(**sh("echo fine"))["stdout"] == "fine\n"

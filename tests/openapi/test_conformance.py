@@ -166,6 +166,42 @@ def test_batch_streamed(api):
     assert {n for n in names[:-1]} == {"stdout", "stderr", "run"}
 
 
+def test_sessions(api):
+    _, sess, _ = call(api, "POST", "/sessions", {"image": BUSYBOX, "idle_timeout_secs": 60},
+                      expect=201)
+    sid = sess["id"]
+    try:
+        call(api, "PUT", f"/sessions/{sid}/files/w/in.txt", b"data",
+             headers={"Content-Type": "application/octet-stream"}, expect=204)
+        _, r, _ = call(api, "POST", f"/sessions/{sid}/exec",
+                       {"cmd": ["sh", "-c", "cat /w/in.txt > /w/out.txt; echo ok"]}, expect=200)
+        assert r["stdout"] == "ok\n" and r["id"] == f"{sid}/1"
+        _, raw, hdrs = call(api, "GET", f"/sessions/{sid}/files/w/out.txt", expect=200)
+        assert raw == b"data" and hdrs["content-type"] == "application/octet-stream"
+        _, events, _ = call(api, "POST", f"/sessions/{sid}/exec", {"cmd": ["echo", "hi"]},
+                            headers={"Accept": "text/event-stream"}, expect=200)
+        assert [n for n, _ in events] == ["stdout", "result"]
+        _, info, _ = call(api, "GET", f"/sessions/{sid}", expect=200)
+        assert info["execs"] == 2
+        status, body, _ = call(api, "GET", f"/sessions/{sid}/files/w/absent")
+        assert status == 404 and code(body) == "file_not_found"
+        status, body, _ = call(api, "PUT", f"/sessions/{sid}/files/proc/x", b"x")
+        assert status == 400
+        status, body, _ = call(api, "POST", f"/sessions/{sid}/exec", {"cmd": []})
+        assert status == 400
+    finally:
+        call(api, "DELETE", f"/sessions/{sid}", expect=204)
+    for method, path, body in (("GET", f"/sessions/{sid}", None),
+                               ("DELETE", f"/sessions/{sid}", None),
+                               ("POST", f"/sessions/{sid}/exec", {"cmd": ["true"]}),
+                               ("GET", f"/sessions/{sid}/files/w/in.txt", None),
+                               ("PUT", f"/sessions/{sid}/files/w/in.txt", b"x")):
+        status, body, _ = call(api, method, path, body)
+        assert status == 404 and code(body) == "session_not_found", (method, path)
+    status, body, _ = call(api, "POST", "/sessions", {"image": BUSYBOX, "network": "sandbox"})
+    assert status == 400
+
+
 def test_run_of_a_missing_program(api):
     # Found by the fuzz run: a name looked up in PATH fails inside runsc, not
     # in the sandbox; the answer is a shell's, as for an absolute path.

@@ -79,6 +79,15 @@ def test_fuzz_the_api(isolated_stack, tmp_path):
                   json.dumps({"image": BUSYBOX, "cmd": ["sh", "-c", OUTPUTS_SCRIPT]}),
                   f"{s.url}/run"], capture_output=True, text=True, timeout=120, check=True)
     run_id = json.loads(made.stdout)["id"]
+    # A session that outlives the fuzz run, with a file in it: generated
+    # execs and file requests reach it now and then, not only 404s.
+    made = s.run(["curl", "-sS", "-H", "Content-Type: application/json", "--data-binary",
+                  json.dumps({"image": BUSYBOX, "idle_timeout_secs": 3600}),
+                  f"{s.url}/sessions"], capture_output=True, text=True, timeout=120, check=True)
+    session_id = json.loads(made.stdout)["id"]
+    s.run(["curl", "-sS", "-X", "PUT", "--data-binary", "x",
+           f"{s.url}/sessions/{session_id}/files/workspace/in.txt"],
+          capture_output=True, timeout=120, check=True)
     layouts = subprocess.run([str(ROOT / "contrib/images/build-images.sh")], check=True,
                              capture_output=True, text=True).stdout.split()
     busybox_layout = dict(zip(layouts[0::2], layouts[1::2]))["busybox"]
@@ -93,6 +102,7 @@ def test_fuzz_the_api(isolated_stack, tmp_path):
                BOXER_FUZZ_IMAGES=json.dumps([BUSYBOX, PYTHON, NOCMD]),
                BOXER_FUZZ_REGISTRY=DEAD_REGISTRY,
                BOXER_FUZZ_RUN=json.dumps({"id": run_id, "outputs": OUTPUTS}),
+               BOXER_FUZZ_SESSION=json.dumps({"id": session_id, "files": ["workspace/in.txt"]}),
                BOXER_FUZZ_MAX_LIMITS=json.dumps(max_limits),
                BOXER_FUZZ_DELETABLE=json.dumps(deletable))
     cmd = [str(Path(sys.executable).parent / "schemathesis"),

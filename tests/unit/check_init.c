@@ -773,6 +773,133 @@ START_TEST (test_collect)
 }
 END_TEST
 
+static void
+send_read (struct init *in, uint32_t id, const char *path, uint64_t max)
+{
+  struct boxer_init_writer w = { 0 };
+
+  boxer_init_frame_start (&w, BOXER_INIT_READ, id);
+  boxer_init_put_str (&w, path, strlen (path));
+  boxer_init_put_u64 (&w, max);
+  write_frame (in, &w);
+}
+
+/* READ: the file's content, or NULL when the answer was an ERROR.  */
+static char *
+receive_read (struct init *in, uint32_t id, uint32_t *flags)
+{
+  char *content = NULL;
+  size_t clen = 0;
+
+  for (;;)
+    {
+      struct event e = next_event (in);
+      struct boxer_init_reader r;
+
+      ck_assert_uint_eq (e.id, id);
+      boxer_init_reader_init (&r, e.data, e.len);
+      if (e.type == BOXER_INIT_ERROR)
+        {
+          ck_assert_ptr_null (content);
+          free (e.data);
+          return NULL;
+        }
+      if (e.type == BOXER_INIT_OUTPUT)
+        {
+          char *path;
+          uint64_t size;
+          ck_assert (boxer_init_get_str (&r, 4096, &path) && boxer_init_get_u64 (&r, &size)
+                     && boxer_init_reader_done (&r));
+          free (path);
+          content = xstrdup ("");
+        }
+      else if (e.type == BOXER_INIT_OUTPUT_DATA)
+        {
+          content = xrealloc (content, clen + e.len + 1);
+          memcpy (content + clen, e.data, e.len);
+          clen += e.len;
+          content[clen] = '\0';
+        }
+      else
+        {
+          ck_assert_int_eq (e.type, BOXER_INIT_OUTPUT_END);
+          ck_assert (boxer_init_get_u32 (&r, flags) && boxer_init_reader_done (&r));
+          free (e.data);
+          return content ? content : xstrdup ("");
+        }
+      free (e.data);
+    }
+}
+
+/* A session's files: written as its user, parents made as its user, read
+   back by READ; what is not a regular file is not read.  */
+START_TEST (test_session_files)
+{
+  struct init in;
+  struct outcome o;
+  uint32_t flags = 0;
+  cleanup_free char *deep = xasprintf ("%s/s/new/dir/f.txt", tmp);
+  cleanup_free char *dir = xasprintf ("%s/s/new", tmp);
+  cleanup_free char *script = NULL;
+  char *got;
+  struct stat st;
+
+  start_init (&in);
+  {
+    struct boxer_init_writer w = { 0 };
+    boxer_init_frame_start (&w, BOXER_INIT_FILE_OPEN, 1);
+    boxer_init_put_u32 (&w, run_uid ());
+    boxer_init_put_u32 (&w, run_uid ());
+    boxer_init_put_u32 (&w, 0644);
+    boxer_init_put_str (&w, deep, strlen (deep));
+    write_frame (&in, &w);
+    boxer_init_frame_start (&w, BOXER_INIT_FILE_DATA, 1);
+    boxer_init_put_bytes (&w, "hello", 5);
+    write_frame (&in, &w);
+    boxer_init_frame_start (&w, BOXER_INIT_FILE_CLOSE, 1);
+    write_frame (&in, &w);
+  }
+  ck_assert_ptr_null (file_answer (&in, 1, 0));
+  ck_assert_int_eq (stat (dir, &st), 0);
+  ck_assert_uint_eq (st.st_uid, run_uid ());
+  ck_assert_int_eq (stat (deep, &st), 0);
+  ck_assert_uint_eq (st.st_uid, run_uid ());
+
+  /* The session's user may change it, and what it writes is read back.  */
+  script = xasprintf ("echo more >> %s && ln -s /etc/passwd %s/s/link && mkfifo %s/s/fifo",
+                      deep, tmp, tmp);
+  run_sh (&in, 2, script, NULL, &o);
+  ck_assert_uint_eq (o.status, 0);
+  outcome_release (&o);
+  send_read (&in, 3, deep, 1 << 20);
+  got = receive_read (&in, 3, &flags);
+  ck_assert_ptr_nonnull (got);
+  ck_assert_str_eq (got, "hellomore\n");
+  ck_assert_uint_eq (flags, 0);
+  free (got);
+
+  /* Too large for max: truncated, nothing sent.  */
+  send_read (&in, 4, deep, 3);
+  got = receive_read (&in, 4, &flags);
+  ck_assert_ptr_nonnull (got);
+  ck_assert_uint_eq (flags, BOXER_INIT_OUTPUTS_TRUNCATED);
+  free (got);
+  /* Absent, a link, a FIFO, a directory, the kernel's: no file.  */
+  {
+    const char *names[] = { "s/absent", "s/link", "s/fifo", "s/new" };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+      {
+        cleanup_free char *p = xasprintf ("%s/%s", tmp, names[i]);
+        send_read (&in, 10 + (uint32_t) i, p, 1 << 20);
+        ck_assert_ptr_null (receive_read (&in, 10 + (uint32_t) i, &flags));
+      }
+    send_read (&in, 20, "/proc/self/status", 1 << 20);
+    ck_assert_ptr_null (receive_read (&in, 20, &flags));
+  }
+  stop_init (&in);
+}
+END_TEST
+
 START_TEST (test_malformed_commands)
 {
   struct init in;
@@ -895,6 +1022,7 @@ main (void)
   tcase_add_test (tc, test_batch_run_is_alone);
   tcase_add_test (tc, test_files);
   tcase_add_test (tc, test_collect);
+  tcase_add_test (tc, test_session_files);
   tcase_add_test (tc, test_malformed_commands);
   suite_add_tcase (s, tc);
   sr = srunner_create (s);

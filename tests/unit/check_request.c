@@ -1121,6 +1121,94 @@ START_TEST (test_auth_find)
 }
 END_TEST
 
+/* POST /sessions: defaults, bounds, what a session may not be.  */
+START_TEST (test_session_parse)
+{
+  struct boxer_session_request s;
+  struct boxer_api_key key = { .name = (char *) "k", .max_limits = cfg.max_limits };
+  struct boxer_error *err = NULL;
+  const char *ok = "{\"image\": \"busybox\", \"env\": {\"A\": \"1\"}, \"workdir\": \"/w\"}";
+  static const char *const bad[] = {
+    "{}",
+    "{\"image\": \"busybox\", \"network\": \"sandbox\"}",
+    "{\"image\": \"busybox\", \"ttl_secs\": 0}",
+    "{\"image\": \"busybox\", \"ttl_secs\": 86401}",
+    "{\"image\": \"busybox\", \"ttl_secs\": 10, \"idle_timeout_secs\": 11}",
+    "{\"image\": \"busybox\", \"idle_timeout_secs\": true}",
+    "{\"image\": \"busybox\", \"cmd\": [\"true\"]}",
+    "{\"image\": \"busybox\", \"workdir\": \"/a/../b\"}",
+    "{\"image\": \"busybox\", \"limits\": {\"memory_mb\": 1}}",
+  };
+
+  ck_assert_int_eq (boxer_request_parse_session (&cfg, NULL, ok, strlen (ok), &s, &err), 0);
+  ck_assert_str_eq (s.req.image, "busybox");
+  ck_assert_str_eq (s.req.env[0], "A=1");
+  ck_assert_str_eq (s.req.workdir, "/w");
+  ck_assert_int_eq (s.idle_timeout_secs, BOXER_SESSION_IDLE_DEFAULT);
+  ck_assert_int_eq (s.ttl_secs, BOXER_SESSION_TTL_DEFAULT);
+  ck_assert_int_eq (s.req.limits.memory_mb, cfg.defaults.memory_mb);
+  boxer_run_request_release (&s.req);
+
+  /* A short ttl lowers the default idle timeout with it.  */
+  ok = "{\"image\": \"busybox\", \"ttl_secs\": 60}";
+  ck_assert_int_eq (boxer_request_parse_session (&cfg, NULL, ok, strlen (ok), &s, &err), 0);
+  ck_assert_int_eq (s.idle_timeout_secs, 60);
+  boxer_run_request_release (&s.req);
+
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    {
+      ck_assert_msg (boxer_request_parse_session (&cfg, NULL, bad[i], strlen (bad[i]), &s, &err)
+                     == -1, "accepted %s", bad[i]);
+      ck_assert_int_eq (err->category, BOXER_ERR_INVALID);
+      ck_assert_ptr_null (s.req.image);
+      boxer_error_release (&err);
+    }
+
+  /* A key's limits hold for sessions as for runs.  */
+  key.max_limits.memory_mb = 64;
+  ok = "{\"image\": \"busybox\", \"limits\": {\"memory_mb\": 128}}";
+  ck_assert_int_eq (boxer_request_parse_session (&cfg, &key, ok, strlen (ok), &s, &err), -1);
+  ck_assert_int_eq (err->category, BOXER_ERR_FORBIDDEN);
+  boxer_error_release (&err);
+}
+END_TEST
+
+START_TEST (test_exec_parse)
+{
+  struct boxer_run_request r;
+  struct boxer_error *err = NULL;
+  const char *ok = "{\"cmd\": [\"sh\", \"-c\", \"x\"], \"stdin\": \"in\", \"timeout_secs\": 5}";
+  static const char *const bad[] = {
+    "{}",
+    "{\"cmd\": []}",
+    "{\"cmd\": [\"\"]}",
+    "{\"cmd\": [\"true\"], \"timeout_secs\": 0}",
+    "{\"cmd\": [\"true\"], \"timeout_secs\": 601}",
+    "{\"cmd\": [\"true\"], \"image\": \"busybox\"}",
+    "{\"cmd\": [\"true\"], \"files\": []}",
+  };
+
+  ck_assert_int_eq (boxer_request_parse_exec (&cfg, NULL, ok, strlen (ok), &r, &err), 0);
+  ck_assert_str_eq (r.cmd[2], "x");
+  ck_assert_uint_eq (r.stdin_len, 2);
+  ck_assert_int_eq (r.limits.wall_clock_secs, 5);
+  boxer_run_request_release (&r);
+  ok = "{\"cmd\": [\"true\"]}";
+  ck_assert_int_eq (boxer_request_parse_exec (&cfg, NULL, ok, strlen (ok), &r, &err), 0);
+  /* The session's own wall clock, which the keeper knows.  */
+  ck_assert_int_eq (r.limits.wall_clock_secs, 0);
+  boxer_run_request_release (&r);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    {
+      ck_assert_msg (boxer_request_parse_exec (&cfg, NULL, bad[i], strlen (bad[i]), &r, &err)
+                     == -1, "accepted %s", bad[i]);
+      ck_assert_int_eq (err->category, BOXER_ERR_INVALID);
+      ck_assert_ptr_null (r.cmd);
+      boxer_error_release (&err);
+    }
+}
+END_TEST
+
 static Suite *
 request_suite (void)
 {
@@ -1169,6 +1257,8 @@ request_suite (void)
   tcase_add_test (tc, test_late_failure_releases);
   tcase_add_test (tc, test_key_limits_and_network);
   tcase_add_test (tc, test_auth_find);
+  tcase_add_test (tc, test_session_parse);
+  tcase_add_test (tc, test_exec_parse);
   suite_add_tcase (s, tc);
   return s;
 }

@@ -49,6 +49,25 @@ def test_hello_world_reports_errors(url, example_env):
     assert p.returncode == 1 and "image_not_found" in p.stderr and not p.stdout
 
 
+def test_agent_session(url, example_env):
+    """The scripted agent (no OPENAI_API_KEY): one session, a failing test
+    fixed, exit 0 only if the final tests pass."""
+    p = example(example_env, EXAMPLES / "agent_session.py", "--url", url, "--image", PYTHON)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
+    lines = p.stdout.splitlines()
+    assert re.fullmatch(r"# session s_[0-9a-f]{32}: \S+ \(sha256:[0-9a-f]{12}\), "
+                        r"idle timeout \d+ s", lines[0]), lines[0]
+    assert lines[-1] == "tests pass" and p.stderr == ""
+    assert re.fullmatch(r"# session s_[0-9a-f]{32} deleted", lines[-2])
+    # The tests failed before the fix and passed after it, in the same sandbox.
+    assert "    | FAIL median([4, 1, 3, 2]) = 3, want 2.5" in lines
+    assert "    | 2 passed, 2 failed" in lines
+    assert lines.count("    | 4 passed, 0 failed") == 2
+    assert any(re.fullmatch(r"  exit 1 \(\d+ ms, s_[0-9a-f]{32}/2\)", line) for line in lines)
+    # report.py wrote its file, read back before and after the fix.
+    assert "# report before the fix: median: 7; after: median: 5.5" in lines
+
+
 def test_humaneval_canonical(url, example_env, data):
     p = example(example_env, EVALUATE, "--url", url, "--image", PYTHON, "--canonical",
                 "--concurrency", "4", "--data", data)

@@ -20,8 +20,9 @@ def public_methods(cls):
             if not name.startswith("_") and callable(member)}
 
 
-#: Methods whose async twin returns an async iterator instead of a coroutine.
-ITERATORS = {"stream"}
+#: Methods whose async twin is not awaited either: it returns an async
+#: iterator (a stream) or an async context manager (a session).
+ITERATORS = {"stream", "exec_stream", "session"}
 
 
 def test_streams_match():
@@ -40,6 +41,7 @@ def test_streams_match():
 @pytest.mark.parametrize("sync_cls, async_cls", [
     (boxer.BoxerClient, boxer.AsyncBoxerClient),
     (boxer.Images, boxer.AsyncImages),
+    (boxer.Session, boxer.AsyncSession),
 ])
 def test_sync_and_async_public_methods_match(sync_cls, async_cls):
     sync, asyn = public_methods(sync_cls), public_methods(async_cls)
@@ -61,10 +63,32 @@ def test_sync_and_async_public_methods_match(sync_cls, async_cls):
     assert [(p.name, p.kind, p.default) for p in s.values()] == \
            [(p.name, p.kind, p.default) for p in a.values()]
     # Context managers of their kind.
-    if sync_cls is boxer.BoxerClient:
+    if sync_cls in (boxer.BoxerClient, boxer.Session):
         assert hasattr(sync_cls, "__enter__") and hasattr(sync_cls, "__exit__")
         assert inspect.iscoroutinefunction(async_cls.__aenter__)
         assert inspect.iscoroutinefunction(async_cls.__aexit__)
+
+
+def test_sessions_match():
+    """client.session() takes the same arguments in both clients and is
+    not awaited; exec and exec_stream take the same ones, and return what
+    run() and stream() return."""
+    s = inspect.signature(boxer.BoxerClient.session)
+    assert list(s.parameters) == ["self", "image", "limits", "network", "env", "workdir",
+                                  "idle_timeout_secs", "ttl_secs"]
+    assert s.return_annotation == "Session"
+    assert inspect.signature(boxer.AsyncBoxerClient.session).return_annotation == "AsyncSession"
+    e = inspect.signature(boxer.Session.exec)
+    assert list(e.parameters) == ["self", "cmd", "env", "workdir", "stdin", "timeout_secs",
+                                  "timeout"]
+    assert list(inspect.signature(boxer.Session.exec_stream).parameters) == list(e.parameters)
+    assert e.return_annotation == "RunResult"
+    assert inspect.signature(boxer.AsyncSession.exec).return_annotation == "AsyncRunResult"
+    assert inspect.signature(boxer.Session.exec_stream).return_annotation == "RunStream"
+    assert inspect.signature(boxer.AsyncSession.exec_stream).return_annotation == \
+        "AsyncRunStream"
+    assert isinstance(inspect.getattr_static(boxer.Session, "id"), property)
+    assert isinstance(inspect.getattr_static(boxer.AsyncSession, "id"), property)
 
 
 def test_grading_sync_and_async_match():
@@ -118,7 +142,8 @@ def test_results_are_frozen_and_documented():
     assert r.raw["new_field_of_a_later_server"] == 1
     classes = (boxer.RunResult, boxer.OutputFile, boxer.UploadedFile, boxer.ImageInfo,
                boxer.Health, boxer.Limits, boxer.BatchRun, boxer.BatchResult,
-               boxer.BatchRunError, boxer.StdoutEvent, boxer.StderrEvent, boxer.ResultEvent)
+               boxer.BatchRunError, boxer.StdoutEvent, boxer.StderrEvent, boxer.ResultEvent,
+               boxer.SessionInfo)
     for cls in classes:
         assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen, cls
         assert cls.__doc__, cls
@@ -144,6 +169,7 @@ def test_result_without_a_client_cannot_download():
     (404, "image_not_found", boxer.ImageNotFoundError),
     (404, "run_not_found", boxer.RunNotFoundError),
     (404, "file_not_found", boxer.BoxerFileNotFoundError),
+    (404, "session_not_found", boxer.SessionNotFoundError),
     (404, "not_found", boxer.NotFoundError),
     (405, "method_not_allowed", boxer.MethodNotAllowedError),
     (413, "payload_too_large", boxer.PayloadTooLargeError),
@@ -174,7 +200,8 @@ def test_error_class_by_code_then_status(status, code, cls):
 
 
 def test_error_hierarchy():
-    for cls in (boxer.ImageNotFoundError, boxer.RunNotFoundError, boxer.BoxerFileNotFoundError):
+    for cls in (boxer.ImageNotFoundError, boxer.RunNotFoundError, boxer.BoxerFileNotFoundError,
+                boxer.SessionNotFoundError):
         assert issubclass(cls, boxer.NotFoundError)
     for cls in (boxer.BusyError, boxer.RuntimeUnavailableError):
         assert issubclass(cls, boxer.ServiceUnavailableError)
@@ -292,6 +319,9 @@ def test_paths_are_encoded():
     assert core.build_download("r_1", "/output/a b/c.txt").path == "/runs/r_1/outputs/a%20b/c.txt"
     assert core.build_download("r_1", boxer.OutputFile("x/y", 1)).path == "/runs/r_1/outputs/x/y"
     assert core.build_get_run("r/../x").path == "/runs/r%2F..%2Fx"
+    assert core.build_read_file("s_1", "/a b/\u00e9/c?d").path == \
+        "/sessions/s_1/files/a%20b/%C3%A9/c%3Fd"
+    assert core.build_get_session("s/../x").path == "/sessions/s%2F..%2Fx"
 
 
 def test_command_failed_error_carries_the_result():

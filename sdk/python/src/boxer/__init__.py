@@ -11,14 +11,16 @@ sandboxes::
 :class:`AsyncBoxerClient` has the same methods as coroutines;
 ``client.batch(image, runs, parallelism=N)`` runs many commands in one
 sandbox and returns their results in order; ``client.stream(...)`` runs
-one as ``run()`` does and yields its output as it comes, then its result.
+one as ``run()`` does and yields its output as it comes, then its result;
+``client.session(image)`` keeps one sandbox for many commands, its files
+staying from one ``exec()`` to the next.
 The ``boxer`` command (:mod:`boxer.cli`) does the same from a shell.
 :mod:`boxer.grading` grades untrusted programs on a verdict channel they
 cannot write (not by their exit status).
 """
 
-from ._async_client import AsyncBoxerClient, AsyncImages, AsyncRunStream
-from ._client import BoxerClient, Images, RunStream
+from ._async_client import AsyncBoxerClient, AsyncImages, AsyncRunStream, AsyncSession
+from ._client import BoxerClient, Images, RunStream, Session
 from ._errors import (
     APIError,
     BadRequestError,
@@ -39,6 +41,7 @@ from ._errors import (
     RunNotFoundError,
     RuntimeUnavailableError,
     ServiceUnavailableError,
+    SessionNotFoundError,
     TooManyRequestsError,
     UnauthorizedError,
     UnsupportedMediaTypeError,
@@ -56,6 +59,7 @@ from ._types import (
     OutputFile,
     ResultEvent,
     RunResult,
+    SessionInfo,
     StderrEvent,
     StdoutEvent,
     StreamEvent,
@@ -78,6 +82,9 @@ __all__ = [
     "BatchRunError",
     "RunStream",
     "AsyncRunStream",
+    "Session",
+    "AsyncSession",
+    "SessionInfo",
     "StdoutEvent",
     "StderrEvent",
     "ResultEvent",
@@ -96,6 +103,7 @@ __all__ = [
     "ImageNotFoundError",
     "RunNotFoundError",
     "BoxerFileNotFoundError",
+    "SessionNotFoundError",
     "MethodNotAllowedError",
     "PayloadTooLargeError",
     "UnsupportedMediaTypeError",

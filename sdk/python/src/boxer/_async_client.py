@@ -3,6 +3,7 @@ everything but sending and sleeping is in _core."""
 
 from __future__ import annotations
 
+import os
 import anyio
 from types import TracebackType
 from typing import Any, AsyncIterator, Mapping, Sequence
@@ -20,10 +21,12 @@ from ._types import (
     ImageInfo,
     Limits,
     OutputFile,
+    SessionInfo,
     UploadedFile,
 )
+from ._errors import BoxerError, SessionNotFoundError
 
-__all__ = ["AsyncBoxerClient", "AsyncImages", "AsyncRunStream"]
+__all__ = ["AsyncBoxerClient", "AsyncImages", "AsyncRunStream", "AsyncSession"]
 
 
 class AsyncBoxerClient:
@@ -196,6 +199,35 @@ class AsyncBoxerClient:
                                 timeout=timeout)
         return AsyncRunStream(self, req)
 
+    def session(
+        self,
+        image: str,
+        *,
+        limits: Limits | Mapping[str, Any] | None = None,
+        network: str | None = None,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        idle_timeout_secs: int | None = None,
+        ttl_secs: int | None = None,
+    ) -> AsyncSession:
+        """A sandbox of ``image`` kept for many commands (``POST /sessions``).
+
+        Not a coroutine: it returns an :class:`AsyncSession`, made when its
+        ``async with`` is entered (or by ``await s.open()``) and deleted
+        when it is left (or by ``await s.close()``)::
+
+            async with client.session("localhost:5000/boxer/python:3.11") as s:
+                await s.write_file("/w/main.py", "print(6 * 7)")
+                (await s.exec(["python3", "/w/main.py"])).stdout    # '42\\n'
+
+        Everything else is :meth:`BoxerClient.session`'s: the same
+        arguments, methods (awaited) and exceptions.
+        """
+        req = core.build_create_session(self._opts, image, limits=limits, network=network,
+                                        env=env, workdir=workdir,
+                                        idle_timeout_secs=idle_timeout_secs, ttl_secs=ttl_secs)
+        return AsyncSession(self, req)
+
     async def batch(
         self,
         image: str,
@@ -321,9 +353,12 @@ class AsyncRunStream:
     async stream cannot close itself when it is dropped.
     """
 
-    def __init__(self, client: AsyncBoxerClient, req: core.Request) -> None:
+    def __init__(self, client: AsyncBoxerClient, req: core.Request, results: Any = None) -> None:
         self._client = client
         self._req = req
+        #: What the result's ``download()`` asks: the client, or for an
+        #: exec of a session, what says that execs keep no outputs.
+        self._results = client if results is None else results
         self._resp: httpx.Response | None = None
         self._chunks: AsyncIterator[bytes] | None = None
         self._reader: core.StreamReader[AsyncRunResult] | None = None
@@ -374,7 +409,8 @@ class AsyncRunStream:
     async def _open(self) -> core.StreamReader[AsyncRunResult]:
         client = self._client
         resp = self._resp = await client._send(self._req)
-        reader = core.StreamReader(client._opts, self._req, resp.headers, AsyncRunResult, client)
+        reader = core.StreamReader(client._opts, self._req, resp.headers, AsyncRunResult,
+                                   self._results)
         if core.is_event_stream(resp.status_code, resp.headers):
             self._chunks = resp.aiter_bytes()
             return reader
@@ -409,3 +445,134 @@ class AsyncRunStream:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self.close()
+
+
+class AsyncSession:
+    """A sandbox kept for many commands: what
+    :meth:`AsyncBoxerClient.session` returns; :class:`Session`'s methods,
+    awaited (but :meth:`exec_stream`, which returns an
+    :class:`AsyncRunStream` for ``async with`` and ``async for``).
+
+    ``POST /sessions`` is sent when the ``async with`` is entered, or by
+    ``await`` :meth:`open`; :meth:`close` (or leaving the ``async with``,
+    a cancellation included) deletes the session.
+    """
+
+    def __init__(self, client: AsyncBoxerClient, req: core.Request) -> None:
+        self._client = client
+        self._create = req
+        self._id: str | None = None
+        #: Each exec's default wall-clock limit, once the session is open.
+        self._wall: float | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open" if self._id is not None else "not open"
+        return f"<AsyncSession {self._id or self._create.json['image']!r} {state}>"
+
+    @property
+    def id(self) -> str:
+        """The session's id (``"s_..."``), once it is open."""
+        if self._id is None:
+            raise RuntimeError("the session is not open yet: use `async with "
+                               "client.session(...) as s:`, or await s.open()")
+        return self._id
+
+    async def open(self) -> AsyncSession:
+        """Make the session (``POST /sessions``) if that is not done yet,
+        and return it. Never sent twice: if its answer is lost, a session
+        the server made anyway ends at its idle timeout."""
+        if self._closed:
+            raise RuntimeError(f"session {self._id or ''} is closed; make a new one with "
+                               f"client.session(...)")
+        if self._id is None:
+            info = core.parse_session(await self._client._json(self._create))
+            self._id, self._wall = info.id, core.session_wall(self._create, info)
+        return self
+
+    async def exec(
+        self,
+        cmd: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        stdin: str | bytes | None = None,
+        timeout_secs: int | None = None,
+        timeout: float | None = None,
+    ) -> AsyncRunResult:
+        """Run ``cmd`` in the session and wait for it
+        (``POST /sessions/{id}/exec``); see :meth:`Session.exec`."""
+        req = core.build_exec(self._client._opts, self.id, self._wall, cmd, env=env,
+                              workdir=workdir, stdin=stdin, timeout_secs=timeout_secs,
+                              timeout=timeout)
+        data = await self._client._json(req)
+        return core.parse_run_result(data, AsyncRunResult, core.ExecOutputs(self.id))
+
+    def exec_stream(
+        self,
+        cmd: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        stdin: str | bytes | None = None,
+        timeout_secs: int | None = None,
+        timeout: float | None = None,
+    ) -> AsyncRunStream:
+        """Run ``cmd`` as :meth:`exec` does, and see its output as it comes.
+        Not a coroutine: it returns an :class:`AsyncRunStream` (the events
+        of :meth:`AsyncBoxerClient.stream`); see :meth:`Session.exec_stream`."""
+        req = core.build_exec(self._client._opts, self.id, self._wall, cmd, env=env,
+                              workdir=workdir, stdin=stdin, timeout_secs=timeout_secs,
+                              timeout=timeout, stream=True)
+        return AsyncRunStream(self._client, req, core.ExecOutputs(self.id))
+
+    async def write_file(self, path: str, data: bytes | str | os.PathLike[str]) -> None:
+        """Write a file into the session at ``path`` (absolute); see
+        :meth:`Session.write_file`."""
+        req = core.build_write_file(self.id, path, data)
+        resp = await self._client._send(req)
+        core.check(req, resp.status_code, resp.headers, resp.content)
+
+    async def read_file(self, path: str) -> bytes:
+        """The content of the file at ``path`` (absolute) in the session;
+        :class:`BoxerFileNotFoundError` if there is none."""
+        req = core.build_read_file(self.id, path)
+        resp = await self._client._send(req)
+        core.check(req, resp.status_code, resp.headers, resp.content)
+        return resp.content
+
+    async def info(self) -> SessionInfo:
+        """The session's current state (``GET /sessions/{id}``)."""
+        return core.parse_session(await self._client._json(core.build_get_session(self.id)))
+
+    async def close(self) -> None:
+        """Delete the session and everything in it (``DELETE
+        /sessions/{id}``). Closing twice, closing a session never opened,
+        or one the server already destroyed (expired) is harmless."""
+        if self._closed:
+            return
+        if self._id is not None:
+            req = core.build_delete_session(self._id)
+            # Shielded: a cancelled task still deletes its session.
+            with anyio.CancelScope(shield=True):
+                resp = await self._client._send(req)
+            try:
+                core.check(req, resp.status_code, resp.headers, resp.content)
+            except SessionNotFoundError:
+                pass
+        self._closed = True
+
+    async def __aenter__(self) -> AsyncSession:
+        return await self.open()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if exc is None:
+            await self.close()
+            return
+        # The body's exception is the one to see (a cancellation included);
+        # a session that cannot be deleted now ends at its idle timeout.
+        try:
+            await self.close()
+        except BoxerError:
+            pass

@@ -3,6 +3,7 @@ everything but sending and sleeping is in _core."""
 
 from __future__ import annotations
 
+import os
 import time
 from types import TracebackType
 from typing import Any, Iterator, Mapping, Sequence
@@ -19,11 +20,13 @@ from ._types import (
     Limits,
     OutputFile,
     RunResult,
+    SessionInfo,
     StreamEvent,
     UploadedFile,
 )
+from ._errors import BoxerError, SessionNotFoundError
 
-__all__ = ["BoxerClient", "Images", "RunStream"]
+__all__ = ["BoxerClient", "Images", "RunStream", "Session"]
 
 
 class BoxerClient:
@@ -203,6 +206,48 @@ class BoxerClient:
                                 timeout=timeout)
         return RunStream(self, req)
 
+    def session(
+        self,
+        image: str,
+        *,
+        limits: Limits | Mapping[str, Any] | None = None,
+        network: str | None = None,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        idle_timeout_secs: int | None = None,
+        ttl_secs: int | None = None,
+    ) -> Session:
+        """A sandbox of ``image`` kept for many commands: files and the
+        effects of each command on the file system stay from one
+        :meth:`Session.exec` to the next (``POST /sessions``)::
+
+            with client.session("localhost:5000/boxer/python:3.11") as s:
+                s.write_file("/w/main.py", "print(6 * 7)")
+                s.exec(["python3", "/w/main.py"]).stdout    # '42\\n'
+
+        Nothing is sent yet: the session is made when the ``with`` is
+        entered (or by :meth:`Session.open`), and deleted when it is left
+        (or by :meth:`Session.close`).
+
+        Args:
+            image: an image reference, pulled on first use.
+            limits: :class:`Limits` or a dict: ``memory_mb``, ``cpu_cores``
+                and ``pids_limit`` bound the whole session, ``wall_clock_secs``
+                is each exec's default time limit.
+            network: ``"none"`` (the only mode sessions have for now).
+            env: the environment of every exec (an exec's own ``env`` is
+                merged over it).
+            workdir: every exec's default working directory.
+            idle_timeout_secs: the server destroys the session after this
+                long without a request (server default 300).
+            ttl_secs: the server destroys the session this long after its
+                creation, in use or not (server default 3600).
+        """
+        req = core.build_create_session(self._opts, image, limits=limits, network=network,
+                                        env=env, workdir=workdir,
+                                        idle_timeout_secs=idle_timeout_secs, ttl_secs=ttl_secs)
+        return Session(self, req)
+
     def batch(
         self,
         image: str,
@@ -325,9 +370,12 @@ class RunStream:
     running.
     """
 
-    def __init__(self, client: BoxerClient, req: core.Request) -> None:
+    def __init__(self, client: BoxerClient, req: core.Request, results: Any = None) -> None:
         self._client = client
         self._req = req
+        #: What the result's ``download()`` asks: the client, or for an
+        #: exec of a session, what says that execs keep no outputs.
+        self._results = client if results is None else results
         self._resp: httpx.Response | None = None
         self._chunks: Iterator[bytes] | None = None
         self._reader: core.StreamReader[RunResult] | None = None
@@ -377,7 +425,8 @@ class RunStream:
     def _open(self) -> core.StreamReader[RunResult]:
         client = self._client
         resp = self._resp = client._send(self._req)
-        reader = core.StreamReader(client._opts, self._req, resp.headers, RunResult, client)
+        reader = core.StreamReader(client._opts, self._req, resp.headers, RunResult,
+                                   self._results)
         if core.is_event_stream(resp.status_code, resp.headers):
             self._chunks = resp.iter_bytes()
             return reader
@@ -411,4 +460,163 @@ class RunStream:
         try:
             self.close()
         except Exception:
+            pass
+
+
+class Session:
+    """A sandbox kept for many commands: what :meth:`BoxerClient.session`
+    returns. Files written with :meth:`write_file`, and whatever an
+    :meth:`exec` leaves in the file system, are there for the next exec;
+    each exec is a new process; the execs of one session run one at a time
+    (a second waits for the first).
+
+    ``POST /sessions`` is sent when the ``with`` is entered, or by
+    :meth:`open` for code that cannot use ``with``; :meth:`close` (or
+    leaving the ``with``) deletes the session. A session that is neither
+    closed nor used is destroyed by the server after its
+    ``idle_timeout_secs``, and any session after its ``ttl_secs``; its
+    methods then raise :class:`SessionNotFoundError`, as they do once it
+    is closed.
+    """
+
+    def __init__(self, client: BoxerClient, req: core.Request) -> None:
+        self._client = client
+        self._create = req
+        self._id: str | None = None
+        #: Each exec's default wall-clock limit, once the session is open.
+        self._wall: float | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open" if self._id is not None else "not open"
+        return f"<Session {self._id or self._create.json['image']!r} {state}>"
+
+    @property
+    def id(self) -> str:
+        """The session's id (``"s_..."``), once it is open."""
+        if self._id is None:
+            raise RuntimeError("the session is not open yet: use `with client.session(...) as "
+                               "s:`, or call s.open()")
+        return self._id
+
+    def open(self) -> Session:
+        """Make the session (``POST /sessions``) if that is not done yet,
+        and return it. Never sent twice: if its answer is lost, a session
+        the server made anyway ends at its idle timeout."""
+        if self._closed:
+            raise RuntimeError(f"session {self._id or ''} is closed; make a new one with "
+                               f"client.session(...)")
+        if self._id is None:
+            info = core.parse_session(self._client._json(self._create))
+            self._id, self._wall = info.id, core.session_wall(self._create, info)
+        return self
+
+    def exec(
+        self,
+        cmd: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        stdin: str | bytes | None = None,
+        timeout_secs: int | None = None,
+        timeout: float | None = None,
+    ) -> RunResult:
+        """Run ``cmd`` in the session and wait for it
+        (``POST /sessions/{id}/exec``).
+
+        Args:
+            cmd: the full argv (a list of strings).
+            env: merged over the session's environment.
+            workdir: the working directory; default the session's.
+            stdin: text fed to the process's standard input.
+            timeout_secs: the command's wall-clock limit (the server kills
+                it then: ``timed_out``); default the session's
+                ``limits.wall_clock_secs``.
+            timeout: seconds to wait for the answer; default
+                ``timeout_secs`` (else the session's wall-clock limit) plus
+                ``run_timeout_margin``.
+
+        Returns a :class:`RunResult` as :meth:`BoxerClient.run` does (its id
+        is ``"<session id>/<n>"``; ``outputs`` is empty: the files are in
+        the session). Never sent again once it may have reached the server.
+        """
+        req = core.build_exec(self._client._opts, self.id, self._wall, cmd, env=env,
+                              workdir=workdir, stdin=stdin, timeout_secs=timeout_secs,
+                              timeout=timeout)
+        data = self._client._json(req)
+        return core.parse_run_result(data, RunResult, core.ExecOutputs(self.id))
+
+    def exec_stream(
+        self,
+        cmd: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        stdin: str | bytes | None = None,
+        timeout_secs: int | None = None,
+        timeout: float | None = None,
+    ) -> RunStream:
+        """Run ``cmd`` as :meth:`exec` does, and see its output as it comes:
+        a :class:`RunStream` of the events of :meth:`BoxerClient.stream`
+        (:class:`StdoutEvent`, :class:`StderrEvent`, then one
+        :class:`ResultEvent` with the :class:`RunResult` :meth:`exec` would
+        have returned). ``timeout`` bounds each wait for the next piece.
+        The request is sent when the first event is asked for; closing the
+        stream early stops the command."""
+        req = core.build_exec(self._client._opts, self.id, self._wall, cmd, env=env,
+                              workdir=workdir, stdin=stdin, timeout_secs=timeout_secs,
+                              timeout=timeout, stream=True)
+        return RunStream(self._client, req, core.ExecOutputs(self.id))
+
+    def write_file(self, path: str, data: bytes | str | os.PathLike[str]) -> None:
+        """Write a file into the session at ``path`` (absolute), replacing
+        any file there and making missing directories
+        (``PUT /sessions/{id}/files/{path}``). ``data`` is the content
+        (``bytes``; ``str`` is encoded as UTF-8) or a local file (a
+        ``pathlib.Path``). The file belongs to the user execs run as."""
+        req = core.build_write_file(self.id, path, data)
+        resp = self._client._send(req)
+        core.check(req, resp.status_code, resp.headers, resp.content)
+
+    def read_file(self, path: str) -> bytes:
+        """The content of the file at ``path`` (absolute) in the session
+        (``GET /sessions/{id}/files/{path}``); :class:`BoxerFileNotFoundError`
+        if there is no regular file there."""
+        req = core.build_read_file(self.id, path)
+        resp = self._client._send(req)
+        core.check(req, resp.status_code, resp.headers, resp.content)
+        return resp.content
+
+    def info(self) -> SessionInfo:
+        """The session's current state (``GET /sessions/{id}``)."""
+        return core.parse_session(self._client._json(core.build_get_session(self.id)))
+
+    def close(self) -> None:
+        """Delete the session and everything in it (``DELETE
+        /sessions/{id}``). Closing twice, closing a session never opened,
+        or one the server already destroyed (expired) is harmless."""
+        if self._closed:
+            return
+        if self._id is not None:
+            req = core.build_delete_session(self._id)
+            resp = self._client._send(req)
+            try:
+                core.check(req, resp.status_code, resp.headers, resp.content)
+            except SessionNotFoundError:
+                pass
+        self._closed = True
+
+    def __enter__(self) -> Session:
+        return self.open()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc is None:
+            self.close()
+            return
+        # The body's exception is the one to see; a session that cannot be
+        # deleted now ends at its idle timeout.
+        try:
+            self.close()
+        except BoxerError:
             pass

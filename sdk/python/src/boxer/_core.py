@@ -47,6 +47,7 @@ from ._types import (
     OutputFile,
     ResultEvent,
     RunResult,
+    SessionInfo,
     StderrEvent,
     StdoutEvent,
     UploadedFile,
@@ -177,6 +178,8 @@ class Request:
     path: str
     json: Any = None
     parts: tuple[Part, ...] = ()
+    #: A raw body (``application/octet-stream``), for a file's bytes.
+    content: bytes | None = None
     #: Seconds to wait for the answer; ``None``: the client's ``timeout``.
     read_timeout: float | None = None
     #: Whether the request may be sent again after it may have reached the
@@ -224,6 +227,9 @@ def httpx_args(opts: Options, req: Request) -> dict[str, Any]:
     elif req.json is not None:
         args["content"] = dumps(req.json)
         args["headers"]["Content-Type"] = "application/json"
+    elif req.content is not None:
+        args["content"] = req.content
+        args["headers"]["Content-Type"] = OCTET_STREAM
     return args
 
 
@@ -588,6 +594,166 @@ def build_health() -> Request:
     return Request("GET", "/health")
 
 
+# --- sessions -------------------------------------------------------------------
+
+
+def _seconds(name: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a whole number of seconds (an int), not {value!r}")
+    return value
+
+
+def build_create_session(
+    opts: Options,
+    image: str,
+    *,
+    limits: Limits | Mapping[str, Any] | None,
+    network: str | None,
+    env: Mapping[str, str] | None,
+    workdir: str | None,
+    idle_timeout_secs: int | None,
+    ttl_secs: int | None,
+) -> Request:
+    """``POST /sessions``. Never sent again once it may have reached the
+    server (a second session would be made, and left to its idle timeout);
+    awaited for ``run_timeout_margin`` (at least ``timeout``): the server
+    may pull the image and starts the sandbox before it answers."""
+    body: dict[str, Any] = {"image": _image(image)}
+    lim = _limits(limits)
+    if lim is not None:
+        body["limits"] = lim
+    if network is not None:
+        if not isinstance(network, str):
+            raise TypeError(f"network must be a string, not {type(network).__name__}")
+        body["network"] = network
+    _process(body, None, env, workdir, None)
+    for name, value in (("idle_timeout_secs", idle_timeout_secs), ("ttl_secs", ttl_secs)):
+        secs = _seconds(name, value)
+        if secs is not None:
+            body[name] = secs
+    return Request("POST", "/sessions", json=body,
+                   read_timeout=max(opts.timeout, opts.run_timeout_margin), repeatable=False)
+
+
+def session_path(session_id: str) -> str:
+    return f"/sessions/{seg(session_id)}"
+
+
+def build_get_session(session_id: str) -> Request:
+    return Request("GET", session_path(session_id))
+
+
+def build_delete_session(session_id: str) -> Request:
+    # Repeatable: a second DELETE finds no session, which close() ignores.
+    return Request("DELETE", session_path(session_id))
+
+
+def session_wall(create: Request, info: SessionInfo) -> float | None:
+    """The wall-clock limit of a session's execs: the one in the server's
+    answer (its limits are complete, its defaults filled in), else the one
+    ``create`` asked for."""
+    if info.limits.wall_clock_secs is not None:
+        return float(info.limits.wall_clock_secs)
+    return _wall(create.json.get("limits") if isinstance(create.json, dict) else None)
+
+
+def exec_read_timeout(opts: Options, session_wall: float | None, timeout_secs: int | None,
+                      timeout: float | None) -> float:
+    """How long to wait for an exec's answer: its ``timeout_secs``, else the
+    session's wall-clock limit, else the server's default as the client
+    assumes it; plus ``run_timeout_margin``, as for a run."""
+    if timeout is not None:
+        return timeout
+    if timeout_secs is not None:
+        wall: float = timeout_secs
+    elif session_wall is not None:
+        wall = session_wall
+    else:
+        wall = opts.default_wall_clock_secs
+    return wall + opts.run_timeout_margin
+
+
+def build_exec(
+    opts: Options,
+    session_id: str,
+    session_wall: float | None,
+    cmd: Sequence[str],
+    *,
+    env: Mapping[str, str] | None,
+    workdir: str | None,
+    stdin: str | bytes | None,
+    timeout_secs: int | None,
+    timeout: float | None,
+    stream: bool = False,
+) -> Request:
+    """``POST /sessions/{id}/exec`` (as server-sent events with
+    ``stream``). Never sent again once it may have reached the server: the
+    command may have run, and its effects on the session's files stay."""
+    if cmd is None:
+        raise TypeError("cmd is required: the full argv of the command to run in the session")
+    body: dict[str, Any] = {}
+    _process(body, cmd, env, workdir, stdin)
+    if not body["cmd"]:
+        raise ValueError("cmd is empty: pass the full argv, e.g. ['python3', 'main.py']")
+    secs = _seconds("timeout_secs", timeout_secs)
+    if secs is not None:
+        body["timeout_secs"] = secs
+    return Request("POST", f"{session_path(session_id)}/exec", json=body,
+                   read_timeout=exec_read_timeout(opts, session_wall, secs, timeout),
+                   repeatable=False, stream=stream)
+
+
+def sandbox_path(path: str) -> str:
+    """A file's absolute path in a session's sandbox as the URL path below
+    ``/sessions/{id}/files/``: without its leading slash, each segment
+    percent-encoded. ``.``, ``..`` and empty segments are refused here:
+    httpx would fold the dot segments into another path before sending."""
+    if not isinstance(path, str):
+        raise TypeError(f"path must be a string (an absolute path in the sandbox), "
+                        f"not {type(path).__name__}")
+    if not path.startswith("/"):
+        raise ValueError(f"path {path!r} must be absolute (start with '/'): a path in the "
+                         f"session's sandbox, e.g. '/workspace/main.py'")
+    if "\0" in path:
+        raise ValueError(f"path {path!r} has a NUL character")
+    segments = path[1:].split("/")
+    for s in segments:
+        if s in ("", ".", ".."):
+            raise ValueError(f"path {path!r} has an empty, '.' or '..' segment; name the "
+                             f"file by its plain absolute path")
+    return "/".join(quote(s, safe="") for s in segments)
+
+
+def build_write_file(session_id: str, path: str, data: object) -> Request:
+    """``PUT /sessions/{id}/files/{path}`` with the raw bytes (read now from
+    a local file), repeatable: a second PUT replaces the file with the same
+    bytes."""
+    where = sandbox_path(path)
+    content = _content("data", data)
+    return Request("PUT", f"{session_path(session_id)}/files/{where}", content=content)
+
+
+def build_read_file(session_id: str, path: str) -> Request:
+    return Request("GET", f"{session_path(session_id)}/files/{sandbox_path(path)}")
+
+
+class ExecOutputs:
+    """What the results of a session's execs hold in place of a client:
+    execs keep no output files (``outputs`` is always empty), so their
+    ``download()`` says where the files are instead of asking the server
+    for a run that does not exist."""
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+
+    def download(self, run_id: str, path: str | OutputFile) -> bytes:
+        raise RuntimeError(
+            f"{run_id} is an exec of session {self.session_id}: execs keep no output files; "
+            f"the files it wrote are in the session, read them with session.read_file(path)")
+
+
 # --- reading answers ------------------------------------------------------------
 
 
@@ -754,6 +920,32 @@ def parse_images(data: Any) -> tuple[ImageInfo, ...]:
     return tuple(parse_image(i) for i in _need(data, "images", list, "image list"))
 
 
+def _session_limits(data: Any) -> Limits:
+    if not isinstance(data, dict):
+        return Limits()
+    known = ("cpu_cores", "memory_mb", "wall_clock_secs", "pids_limit", "nofile")
+    return Limits(**{k: data[k] for k in known
+                     if isinstance(data.get(k), (int, float)) and not isinstance(data[k], bool)})
+
+
+def parse_session(data: Any) -> SessionInfo:
+    what = "session"
+    return SessionInfo(
+        id=_need(data, "id", str, what),
+        image=_need(data, "image", str, what),
+        image_digest=data.get("image_digest") or "",
+        network=data.get("network") or "",
+        limits=_session_limits(data.get("limits")),
+        idle_timeout_secs=_need(data, "idle_timeout_secs", int, what),
+        ttl_secs=_need(data, "ttl_secs", int, what),
+        created_at=_time(data.get("created_at")),
+        expires_at=_time(data.get("expires_at")),
+        last_used_at=_time(data.get("last_used_at")),
+        execs=_need(data, "execs", int, what),
+        raw=data,
+    )
+
+
 def parse_health(data: Any) -> Health:
     what = "health answer"
     return Health(status=_need(data, "status", str, what),
@@ -819,6 +1011,11 @@ def connection_error(opts: Options, req: Request, exc: httpx.TransportError) -> 
             elif req.path == "/batch":
                 hint = (" (ceil(runs / parallelism) times the longest wall-clock limit of its "
                         "runs, plus run_timeout_margin; pass timeout= to wait longer)")
+            elif re.fullmatch(r"/sessions/[^/]+/exec", req.path):
+                hint = (" (the exec's timeout_secs, else the session's wall-clock limit, plus "
+                        "run_timeout_margin; pass timeout= to wait longer)")
+            elif req.path == "/sessions":
+                hint = " (run_timeout_margin: an image pull and the sandbox's start-up)"
             return BoxerTimeoutError(f"{where}: no answer within {read:g} s{hint}")
         return BoxerTimeoutError(f"{where}: timed out ({type(exc).__name__})")
     if isinstance(exc, httpx.ConnectError):

@@ -34,6 +34,7 @@ __all__ = [
     "ImageNotFoundError",
     "RunNotFoundError",
     "BoxerFileNotFoundError",
+    "SessionNotFoundError",
     "MethodNotAllowedError",
     "PayloadTooLargeError",
     "UnsupportedMediaTypeError",
@@ -156,6 +157,14 @@ class BoxerFileNotFoundError(NotFoundError):
     codes = ("file_not_found",)
 
 
+class SessionNotFoundError(NotFoundError):
+    """404 ``session_not_found``: no such session: it was closed, it expired
+    (its ``ttl_secs``) or sat idle past its ``idle_timeout_secs``, or it
+    belongs to another API key."""
+
+    codes = ("session_not_found",)
+
+
 class MethodNotAllowedError(APIError):
     """405 ``method_not_allowed``: the SDK and the server disagree on the API."""
 
@@ -273,6 +282,7 @@ _BY_CODE: dict[str, type[APIError]] = {
         ImageNotFoundError,
         RunNotFoundError,
         BoxerFileNotFoundError,
+        SessionNotFoundError,
         MethodNotAllowedError,
         PayloadTooLargeError,
         UnsupportedMediaTypeError,

@@ -28,6 +28,7 @@ __all__ = [
     "BatchResult",
     "ImageInfo",
     "Health",
+    "SessionInfo",
     "StdoutEvent",
     "StderrEvent",
     "ResultEvent",
@@ -303,6 +304,39 @@ class Health:
     runsc_version: str
     #: The gVisor platform runs use (``"systrap"``, ``"ptrace"``, ``"kvm"``).
     platform: str
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """A session as the server describes it (``POST /sessions``,
+    ``GET /sessions/{id}``): what :meth:`Session.info` returns."""
+
+    #: The session's id (``"s_..."``); each exec's result id is ``"<this id>/<n>"``.
+    id: str
+    #: The image reference as requested.
+    image: str
+    #: The digest of the image the session runs (``"sha256:..."``).
+    image_digest: str
+    #: The session's network mode (``"none"``).
+    network: str
+    #: The session's limits, every field filled in by the server:
+    #: ``memory_mb``, ``cpu_cores`` and ``pids_limit`` bound the whole
+    #: session, ``wall_clock_secs`` is each exec's default time limit.
+    limits: Limits
+    #: Seconds without a request after which the server destroys the session.
+    idle_timeout_secs: int
+    #: Seconds after its creation at which the server destroys the session,
+    #: busy or not.
+    ttl_secs: int
+    #: When the session was created (UTC), or ``None`` if the server did not say.
+    created_at: _dt.datetime | None
+    #: When the session ends whatever its use (``created_at + ttl_secs``).
+    expires_at: _dt.datetime | None
+    #: When a request last used the session.
+    last_used_at: _dt.datetime | None
+    #: How many execs the session has started.
+    execs: int
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
