@@ -60,6 +60,7 @@ def test_state_persists_between_execs(api):
         assert s["idle_timeout_secs"] == 300 and s["ttl_secs"] == 3600
         assert s["expires_at"] > s["created_at"]
         assert sessions_alive(api) == 1
+        assert "\nboxer_sessions 1\n" in api.request("GET", "/metrics")[3].decode()
         r = sh(api, sid, "echo kept > /tmp/state; echo one")
         assert (r["stdout"], r["exit_code"]) == ("one\n", 0)
         assert r["id"] == f"{sid}/1" and r["image"] == BUSYBOX
@@ -73,6 +74,7 @@ def test_state_persists_between_execs(api):
     assert api.request("GET", f"/sessions/{sid}")[1]["error"]["code"] == "session_not_found"
     assert api.request("POST", f"/sessions/{sid}/exec", {"cmd": ["true"]})[0] == 404
     assert sessions_alive(api) == 0
+    assert "\nboxer_sessions 0\n" in api.request("GET", "/metrics")[3].decode()
     assert wait_no_leftovers(api.home, api.runsc_root) == []
 
 
@@ -154,9 +156,11 @@ def test_two_sessions_see_nothing_of_each_other(api):
     a = create(api, image=BUSYBOX)["id"]
     b = create(api, image=BUSYBOX)["id"]
     try:
-        sh(api, a, "echo a-secret > /tmp/mine; sleep 300 >/dev/null 2>&1 &")
-        r = sh(api, b, "cat /tmp/mine; ps -ef | grep -c 'sleep 300'; ls /tmp")
-        assert "a-secret" not in r["stdout"]
+        sh(api, a, "echo a-secret > /tmp/mine; (setsid sleep 300 >/dev/null 2>&1 &); sleep 0.5")
+        # a's daemon goes on in a, and b sees none of it.
+        assert sh(api, a, "ps -o args | grep -c '[s]leep 300'")["stdout"] == "1\n"
+        r = sh(api, b, "cat /tmp/mine; ps -o args | grep -c '[s]leep 300'; ls /tmp")
+        assert "a-secret" not in r["stdout"] and r["stdout"].startswith("0\n"), r
         assert get(api, b, "tmp/mine")[0] == 404
         # Each session's id is its own: b's id with a's path finds nothing.
         assert sh(api, a, "cat /tmp/mine")["stdout"] == "a-secret\n"

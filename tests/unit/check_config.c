@@ -722,7 +722,8 @@ START_TEST (test_api_keys)
       "  {\"name\": \"team-a\", \"sha256\": \"" ABC_HASH "\"},"
       "  {\"name\": \"ci.bot_2\", \"sha256\": \"%s\", \"max_concurrent_runs\": 3,"
       "   \"max_limits\": {\"memory_mb\": 512, \"cpu_cores\": 0.5},"
-      "   \"allow_network\": [\"none\", \"sandbox\"], \"allow_images\": true}]}",
+      "   \"allow_network\": [\"none\", \"sandbox\"], \"allow_images\": true,"
+      "   \"allow_sessions\": true}]}",
       hex);
     expect_ok (json);
   }
@@ -730,13 +731,15 @@ START_TEST (test_api_keys)
   /* Left out: nothing beyond "none", no images, the config's maximums.  */
   k = boxer_config_key_by_name (&cfg, "team-a");
   ck_assert_ptr_nonnull (k);
-  ck_assert (!k->allow_network_sandbox && !k->allow_network_host && !k->allow_images);
+  ck_assert (!k->allow_network_sandbox && !k->allow_network_host && !k->allow_images
+             && !k->allow_sessions);
   ck_assert_int_eq (k->max_concurrent_runs, 0);
   ck_assert_int_eq (k->max_limits.memory_mb, 2048);
   ck_assert_int_eq (k->max_limits.wall_clock_secs, cfg.max_limits.wall_clock_secs);
   ck_assert (k->max_limits.cpu_cores == cfg.max_limits.cpu_cores);
   k = boxer_config_key_by_name (&cfg, "ci.bot_2");
-  ck_assert (k->allow_network_sandbox && !k->allow_network_host && k->allow_images);
+  ck_assert (k->allow_network_sandbox && !k->allow_network_host && k->allow_images
+             && k->allow_sessions);
   ck_assert_int_eq (k->max_concurrent_runs, 3);
   ck_assert_int_eq (k->max_limits.memory_mb, 512);
   ck_assert (k->max_limits.cpu_cores == 0.5);
@@ -830,8 +833,8 @@ START_TEST (test_api_keys_invalid)
                   "\"allow_network\": \"sandbox\"}]}",
                   "'api_keys[0].allow_network' must be an array");
   expect_invalid ("{\"api_keys\": [{\"name\": \"a\", \"sha256\": \"" ABC_HASH "\", "
-                  "\"allow_sessions\": true}]}",
-                  "config: unknown field 'api_keys[0].allow_sessions'");
+                  "\"allow_sessions\": \"yes\"}]}",
+                  "config: 'api_keys[0].allow_sessions' must be true or false");
   expect_invalid ("{\"api_keys\": [{\"name\": \"a\", \"sha256\": \"" ABC_HASH "\", "
                   "\"max_concurrent_runs\": 0}]}",
                   "config: 'api_keys[0].max_concurrent_runs' must be between 1 and 4096");
