@@ -1001,15 +1001,30 @@ boxer_daemon_listen (const char *path, gid_t gid, struct boxer_error **err)
 
 static int sigchld_pipe[2] = { -1, -1 };
 
+/* A keeper's side of its socket ended (or sent what it never sends): its
+   session is over, and the loop sends it nothing more.  */
+static void
+session_ended (struct daemon *d, int64_t s)
+{
+  close (d->sessions[s].ctl);
+  d->sessions[s].ctl = -1;
+}
+
 /* Stopping: every session ends, its keeper destroying its sandbox.  */
 static void
 stop_sessions (struct daemon *d)
 {
   long long until = boxer_now_ms () + 30000;
 
+  /* Their sockets closed too: a keeper ending hears at once that the loop
+     sends nothing more.  */
   for (int64_t s = 0; s < 2 * d->cfg->max_sessions; s++)
     if (d->sessions[s].pid != 0)
-      kill (d->sessions[s].pid, SIGTERM);
+      {
+        kill (d->sessions[s].pid, SIGTERM);
+        if (d->sessions[s].ctl >= 0)
+          session_ended (d, s);
+      }
   for (int64_t s = 0; s < 2 * d->cfg->max_sessions; s++)
     while (d->sessions[s].pid != 0)
       {
@@ -1031,14 +1046,6 @@ stop_sessions (struct daemon *d)
       }
 }
 
-/* A keeper's side of its socket ended (or sent what it never sends): its
-   session is over, and the loop sends it nothing more.  */
-static void
-session_ended (struct daemon *d, int64_t s)
-{
-  close (d->sessions[s].ctl);
-  d->sessions[s].ctl = -1;
-}
 
 static void
 on_sigchld (int sig)

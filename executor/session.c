@@ -162,7 +162,7 @@ complete_exec (const struct keeper *k, struct boxer_run_request *req)
 static int
 op_exec (struct keeper *k, int conn, struct boxer_error **err)
 {
-  struct boxer_run_request req;
+  struct boxer_run_request req = { 0 };
   struct boxer_run_result res;
   json_object *msg = NULL;
   bool stream = false, gone = false;

@@ -267,3 +267,21 @@ def test_executor_restart_ends_sessions(make_stack):
         assert time.monotonic() < deadline, "the session outlived its executor"
         time.sleep(0.5)
     assert s.request("GET", "/health")[1]["sessions"] == 0
+
+
+def test_stopping_the_service_ends_sessions(make_stack):
+    """A service stopped with sessions open, one of them mid-exec: every
+    session ends, and nothing of any is left (make_stack checks)."""
+    s = make_stack().start()
+    idle = create(s, image=BUSYBOX)["id"]
+    busy = create(s, image=BUSYBOX)["id"]
+    sh(s, idle, "echo x > /tmp/x")
+    t = threading.Thread(target=lambda: s.request("POST", f"/sessions/{busy}/exec",
+                                                  {"cmd": ["sleep", "2"]}))
+    t.start()
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    s.stop()
+    t.join(30)
+    print(f"stopped in {time.monotonic() - t0:.1f} s")
+    assert time.monotonic() - t0 < 20
