@@ -239,18 +239,6 @@ run_exited (struct batch *b, struct slot *s, const struct boxer_init_event *ev,
   return r ? boxer_error_make (err, BOXER_ERR_RUNTIME, "cancelled: the worker went away") : 0;
 }
 
-static char *
-error_text (const struct boxer_init_event *ev)
-{
-  struct boxer_init_reader rd;
-  char *msg = NULL;
-
-  boxer_init_reader_init (&rd, ev->payload, ev->len);
-  if (!boxer_init_get_str (&rd, 1024, &msg))
-    msg = xstrdup ("refused");
-  return msg;
-}
-
 /* One event of boxer-init.  */
 static int
 on_event (struct batch *b, const struct boxer_init_event *ev, struct boxer_error **err)
@@ -270,7 +258,7 @@ on_event (struct batch *b, const struct boxer_init_event *ev, struct boxer_error
           const struct boxer_run_request *run = &b->job->batch->runs[index];
           size_t k = (ev->id & ((1u << FILE_SHIFT) - 1)) - 1;
           struct boxer_init_writer w = { 0 };
-          cleanup_free char *msg = error_text (ev);
+          cleanup_free char *msg = boxer_init_event_message (ev);
 
           s->failure = xasprintf ("cannot write '%s' in the sandbox: %s",
                                   k < run->nfiles ? run->files[k].path : "?", msg);
@@ -297,7 +285,7 @@ on_event (struct batch *b, const struct boxer_init_event *ev, struct boxer_error
       return run_exited (b, s, ev, err);
     case BOXER_INIT_ERROR:
       {
-        cleanup_free char *msg = error_text (ev);
+        cleanup_free char *msg = boxer_init_event_message (ev);
         slot_free (s);
         if (run_failed (b, index, BOXER_ERR_INTERNAL,
                         "runs[%zu]: boxer-init could not start the run: %s", index, msg) < 0)

@@ -243,3 +243,15 @@ boxer_init_link_queue_data (struct boxer_init_link *l, uint32_t id, uint32_t uid
   boxer_init_frame_start (&w, BOXER_INIT_FILE_CLOSE, id);
   return boxer_init_link_queue (l, &w, err);
 }
+
+char *
+boxer_init_event_message (const struct boxer_init_event *ev)
+{
+  struct boxer_init_reader rd;
+  char *msg = NULL;
+
+  boxer_init_reader_init (&rd, ev->payload, ev->len);
+  if (!boxer_init_get_str (&rd, 1024, &msg))
+    msg = xstrdup ("refused");
+  return msg;
+}

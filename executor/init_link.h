@@ -58,6 +58,10 @@ int boxer_init_link_queue_data (struct boxer_init_link *l, uint32_t id, uint32_t
                                 uint32_t mode, const char *data, size_t len, const char *dest,
                                 struct boxer_error **err);
 
+/* The message of an ERROR event (caller frees); "refused" when it has
+   none that reads.  */
+char *boxer_init_event_message (const struct boxer_init_event *ev);
+
 /* Write what is queued and wait for the next event until deadline_ms
    (monotonic, boxer_now_ms ()).  Returns 1 with *ev, 0 at the deadline or
    when cancel_fd (-1: none) became readable or hung up (*cancelled then),

@@ -246,18 +246,6 @@ file_id (struct keeper *k)
   return id;
 }
 
-static char *
-event_text (const struct boxer_init_event *ev)
-{
-  struct boxer_init_reader rd;
-  char *msg = NULL;
-
-  boxer_init_reader_init (&rd, ev->payload, ev->len);
-  if (!boxer_init_get_str (&rd, 1024, &msg))
-    msg = xstrdup ("refused");
-  return msg;
-}
-
 static int
 op_put (struct keeper *k, int conn, struct boxer_error **err)
 {
@@ -281,7 +269,7 @@ op_put (struct keeper *k, int conn, struct boxer_error **err)
     r = next_for (k, id, boxer_now_ms () + FILE_TIMEOUT_MS, conn, &ev, err);
   if (r == 0 && ev.type == BOXER_INIT_ERROR)
     {
-      cleanup_free char *why = event_text (&ev);
+      cleanup_free char *why = boxer_init_event_message (&ev);
       r = boxer_error_make (err, BOXER_ERR_INVALID, "cannot write '%s' in the session: %s; "
                             "a file's directories must not be files, and /proc, /sys, /dev and "
                             "/output are not the session's", path, why);
@@ -327,7 +315,7 @@ op_get (struct keeper *k, int conn, struct boxer_error **err)
       boxer_init_reader_init (&rd, ev.payload, ev.len);
       if (ev.type == BOXER_INIT_ERROR)
         {
-          cleanup_free char *why = event_text (&ev);
+          cleanup_free char *why = boxer_init_event_message (&ev);
           boxer_log_info ("session %s: read '%s': %s", k->id, path, why);
           r = boxer_error_make (err, BOXER_ERR_FILE_NOT_FOUND,
                                 "no file '%s' in the session (links are not followed)", path);
