@@ -417,7 +417,19 @@ int
 boxer_runsc_delete (const struct boxer_runsc *rs, const char *id, struct boxer_error **err)
 {
   char *args[] = { (char *) "delete", (char *) "--force", (char *) id, NULL };
-  return simple (rs, "delete", args, err);
+  cleanup_free char *sock = xasprintf ("%s/runsc-%s.sock", rs->root, id);
+  cleanup_free char *lock = xasprintf ("%s/%s_sandbox:%s.lock", rs->root, id, id);
+  int r = simple (rs, "delete", args, err);
+
+  /* A sandbox that died on its own (its memory limit killed it as a
+     session's limits were set) leaves these two behind its state, which
+     delete removed: nothing of the container is there to use them.  */
+  if (r == 0)
+    {
+      unlink (sock);
+      unlink (lock);
+    }
+  return r;
 }
 
 int
