@@ -89,14 +89,7 @@ boxer_run_answer (struct boxer_server *srv, struct boxer_http *http,
   /* GET /runs/{id} answers with the same, from any worker.  */
   boxer_files_record_run (srv, http, &res, reply);
   boxer_run_result_release (&res);
-  if (streamed)
-    {
-      /* The events held all of the result's output but a cut character.  */
-      if ((sse.begun || boxer_sse_begin (&sse) == 0) && boxer_sse_output_end (&sse, -1) == 0)
-        boxer_sse_event (&sse, "result", reply);
-    }
-  else
-    boxer_reply_json (http->fcgi, 200, reply, NULL);
+  boxer_sse_answer (&sse, streamed, reply);
   json_object_put (reply);
   http->status = 200;
   return 0;

@@ -190,13 +190,7 @@ boxer_handle_session_exec (struct boxer_server *srv, struct boxer_http *http,
     return sse.begun ? boxer_sse_fail (&sse, http, err) : -1;
   reply = boxer_run_result_to_json (&res);
   boxer_run_result_release (&res);
-  if (streamed)
-    {
-      if ((sse.begun || boxer_sse_begin (&sse) == 0) && boxer_sse_output_end (&sse, -1) == 0)
-        boxer_sse_event (&sse, "result", reply);
-    }
-  else
-    boxer_reply_json (http->fcgi, 200, reply, NULL);
+  boxer_sse_answer (&sse, streamed, reply);
   json_object_put (reply);
   http->status = 200;
   return 0;

@@ -158,6 +158,15 @@ boxer_sse_fail (struct boxer_sse *sse, struct boxer_http *http, struct boxer_err
   return 0;
 }
 
+void
+boxer_sse_answer (struct boxer_sse *sse, bool streamed, json_object *result)
+{
+  if (!streamed)
+    boxer_reply_json (sse->req, 200, result, NULL);
+  else if ((sse->begun || boxer_sse_begin (sse) == 0) && boxer_sse_output_end (sse, -1) == 0)
+    boxer_sse_event (sse, "result", result);
+}
+
 bool
 boxer_sse_wanted (FCGX_Request *req, const char *media)
 {

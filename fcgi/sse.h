@@ -54,6 +54,11 @@ struct boxer_run_sink boxer_sse_sink (struct boxer_sse *sse);
    released.  Returns 0.  */
 int boxer_sse_fail (struct boxer_sse *sse, struct boxer_http *http, struct boxer_error **err);
 
+/* A run's result (not consumed): the stream's last event, after the cut
+   character still waiting (the events held all the rest), when streamed;
+   else the 200 JSON answer.  */
+void boxer_sse_answer (struct boxer_sse *sse, bool streamed, json_object *result);
+
 #define cleanup_sse __attribute__ ((cleanup (boxer_sse_release)))
 
 /* Whether the request lists media (e.g. "text/event-stream") in Accept,
