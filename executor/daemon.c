@@ -217,7 +217,7 @@ read_reports (struct daemon *d)
 
   while (read (d->report_pipe[0], &r, sizeof r) == (ssize_t) sizeof r)
     {
-      for (int64_t k = 0; k < d->max_running; k++)
+      for (int64_t k = 0; k < d->max_running && !r.more; k++)
         if (d->running[k] == (pid_t) r.pid && r.pid > 0)
           {
             d->running_done[k] = true;
@@ -261,25 +261,24 @@ child_send_error (int fd, struct boxer_error *e)
   json_object_put (msg);
 }
 
-/* Tell the loop the run is over, once, before the worker hears it.  One
-   write of a record under PIPE_BUF: whole or not at all.  */
+/* Tell the loop the run is over, once, before the worker hears it.  */
 static void
 send_report (struct daemon *d, const struct boxer_run_report *r, bool *reported)
 {
   if (*reported)
     return;
   *reported = true;
-  if (write (d->report_pipe[1], r, sizeof *r) < 0)
-    boxer_log_warning ("run report: %s", strerror (errno));
+  boxer_run_report_send (d->report_pipe[1], r);
 }
 
 struct batch_answer
 {
+  struct daemon *d;
   int fd;
   size_t ok, failed;
 };
 
-/* Each run's end goes to the worker as it comes.  */
+/* Each run's end goes to the worker as it comes, and counts as a run.  */
 static int
 batch_send (void *data, size_t index, const struct boxer_run_result *res,
             const struct boxer_error *run_err)
@@ -287,10 +286,18 @@ batch_send (void *data, size_t index, const struct boxer_run_result *res,
   struct batch_answer *a = data;
   json_object *msg = res ? boxer_proto_encode_batch_result (index, res)
                          : boxer_proto_encode_batch_error (index, run_err);
-  int r = boxer_proto_send (a->fd, msg, -1, NULL);
+  struct boxer_run_report report = {
+    .pid = (int32_t) getpid (), .more = 1,
+    .kind = res ? BOXER_REPORT_RUN : BOXER_REPORT_FAILED,
+    .outcome = res ? (int32_t) boxer_run_outcome (res) : 0,
+    .boot_ms = -1, .setup_ms = -1, .run_ms = res ? (int32_t) res->wall_ms : -1, .teardown_ms = -1,
+  };
+  int r;
 
+  boxer_run_report_send (a->d->report_pipe[1], &report);
+  r = boxer_proto_send (a->fd, msg, -1, NULL);
   json_object_put (msg);
-  if (res && !res->timed_out && !res->oom_killed && res->exit_code == 0)
+  if (res && boxer_run_outcome (res) == BOXER_OUTCOME_OK)
     a->ok++;
   else
     a->failed++;
@@ -298,17 +305,18 @@ batch_send (void *data, size_t index, const struct boxer_run_result *res,
 }
 
 
-/* A batch, in the run's process: msg (taken) is its message; sb as for
-   child_run ().  */
+/* A batch, in the run's process: msg (taken) is its message; sb and
+   taken_ms as for child_run ().  */
 static int
-child_batch (struct daemon *d, int fd, json_object *msg, struct boxer_warm_sandbox *sb)
+child_batch (struct daemon *d, int fd, json_object *msg, struct boxer_warm_sandbox *sb,
+             long long taken_ms)
 {
   cleanup_error struct boxer_error *err = NULL;
   struct boxer_proto_batch batch = { 0 };
   struct boxer_proto_run as_run = { 0 };
   struct boxer_warm_sandbox own;
   struct boxer_image img = { 0 };
-  struct batch_answer answer = { .fd = fd };
+  struct batch_answer answer = { .d = d, .fd = fd };
   struct boxer_run_report report = { .pid = (int32_t) getpid () };
   long long t0 = boxer_now_ms ();
   bool reported = false;
@@ -336,17 +344,19 @@ child_batch (struct daemon *d, int fd, json_object *msg, struct boxer_warm_sandb
     for (size_t i = 0; i < batch.batch.nruns; i++)
       if (batch.batch.runs[i].limits.wall_clock_secs * 1000 > to_worker.wall_ms)
         to_worker.wall_ms = batch.batch.runs[i].limits.wall_clock_secs * 1000;
-    int r = boxer_executor_run_batch (d->ex, &job, sb, warm, &err);
+    long long boot_ms = -1;
+    int r = boxer_executor_run_batch (d->ex, &job, sb, warm, &boot_ms, &err);
     if (r < 0)
       sb = NULL;
     if (r == 0)
       {
         json_object *done = boxer_proto_encode_batch_done ();
+        /* Its runs counted themselves: what is left is the sandbox's.  */
         report = (struct boxer_run_report) {
           .pid = (int32_t) getpid (),
-          .completed = 1,
-          .outcome = answer.failed ? BOXER_OUTCOME_EXIT_NONZERO : BOXER_OUTCOME_OK,
-          .run_ms = (int32_t) (boxer_now_ms () - t0),
+          .kind = BOXER_REPORT_TIMINGS,
+          .boot_ms = (int32_t) (boot_ms >= 0 ? boot_ms : taken_ms),
+          .setup_ms = -1, .run_ms = -1, .teardown_ms = -1,
         };
         send_report (d, &report, &reported);
         if (boxer_proto_send (fd, done, -1, &err) == 0)
@@ -377,9 +387,10 @@ answer:
 }
 
 /* The whole life of one admitted run, in its own process; sb: a warm
-   sandbox it was given (it owns it), or NULL.  */
+   sandbox it was given (it owns it), or NULL; taken_ms: how long handing
+   it over took, the boot phase of a run that uses it.  */
 static int
-child_run (struct daemon *d, int fd, struct boxer_warm_sandbox *sb)
+child_run (struct daemon *d, int fd, struct boxer_warm_sandbox *sb, long long taken_ms)
 {
   cleanup_error struct boxer_error *err = NULL;
   struct boxer_proto_run run = { 0 };
@@ -411,7 +422,7 @@ child_run (struct daemon *d, int fd, struct boxer_warm_sandbox *sb)
   if (boxer_proto_type (msg) && strcmp (boxer_proto_type (msg), "batch") == 0)
     {
       /* It reports and answers itself.  */
-      ret = child_batch (d, fd, msg, sb);
+      ret = child_batch (d, fd, msg, sb, taken_ms);
       close (fd);
       return ret;
     }
@@ -447,11 +458,9 @@ child_run (struct daemon *d, int fd, struct boxer_warm_sandbox *sb)
         {
           report = (struct boxer_run_report) {
             .pid = (int32_t) getpid (),
-            .completed = 1,
-            .outcome = res.timed_out    ? BOXER_OUTCOME_TIMEOUT
-                       : res.oom_killed ? BOXER_OUTCOME_OOM
-                       : res.exit_code == 0 && res.signal == 0 ? BOXER_OUTCOME_OK
-                                                               : BOXER_OUTCOME_EXIT_NONZERO,
+            .kind = BOXER_REPORT_RUN,
+            .outcome = (int32_t) boxer_run_outcome (&res),
+            .boot_ms = (int32_t) (sb ? taken_ms : -1),
             .setup_ms = (int32_t) res.setup_ms,
             .run_ms = (int32_t) res.wall_ms,
             .teardown_ms = (int32_t) res.teardown_ms,
@@ -494,6 +503,7 @@ admit (struct daemon *d, size_t i)
 {
   int fd = d->conns[i].fd;
   struct boxer_warm_sandbox sb;
+  long long t_take = boxer_now_ms ();
   bool warm = d->conns[i].network_none && d->conns[i].digest[0]
               && boxer_warm_take (d->warm, d->conns[i].digest, &sb);
   pid_t pid = fork ();
@@ -511,7 +521,7 @@ admit (struct daemon *d, size_t i)
       /* Only its own sandbox: the pool's others are the loop's.  */
       close_loop_in_child (d, fd, -1);
       /* exit (), not _exit (): LeakSanitizer checks a run child as it ends.  */
-      exit (child_run (d, fd, warm ? &sb : NULL));
+      exit (child_run (d, fd, warm ? &sb : NULL, boxer_now_ms () - t_take));
     }
   if (warm)
     {
@@ -552,8 +562,12 @@ reap (struct daemon *d)
 
   while ((pid = waitpid (-1, &status, WNOHANG)) > 0)
     {
-      if (boxer_warm_reaped (d->warm, pid, status))
-        continue;
+      int64_t booted_ms;
+      if (boxer_warm_reaped (d->warm, pid, status, &booted_ms))
+        {
+          boxer_metrics_warm_boot (&d->metrics, booted_ms);
+          continue;
+        }
       for (int64_t s = 0; s < 2 * d->cfg->max_sessions; s++)
         if (d->sessions[s].pid == pid)
           {
@@ -733,7 +747,7 @@ session_create (struct daemon *d, size_t i, const char *digest)
       close (sv[0]);
       close_loop_in_child (d, conn, -1);
       /* exit (), not _exit (): LeakSanitizer checks a keeper as it ends.  */
-      exit (boxer_session_keep (d->ex, d->cfg, id, digest, conn, sv[1]));
+      exit (boxer_session_keep (d->ex, d->cfg, id, digest, conn, sv[1], d->report_pipe[1]));
     }
   close (sv[1]);
   memcpy (slot->id, id, sizeof slot->id);

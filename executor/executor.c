@@ -1304,7 +1304,8 @@ report_unfinished (const struct boxer_batch_job *job, const bool *done, bool oom
 
 int
 boxer_executor_run_batch (struct boxer_executor *ex, const struct boxer_batch_job *job,
-                          struct boxer_warm_sandbox *sb, bool warm, struct boxer_error **err)
+                          struct boxer_warm_sandbox *sb, bool warm, long long *boot_ms,
+                          struct boxer_error **err)
 {
   const struct boxer_batch_request *batch = job->batch;
   cleanup_free bool *done = xmalloc0 (batch->nruns * sizeof *done);
@@ -1325,9 +1326,15 @@ boxer_executor_run_batch (struct boxer_executor *ex, const struct boxer_batch_jo
                              "a batch runs with network \"none\" only; send runs that need the "
                              "network to POST /run");
   /* No sandbox waiting: boot one now, the batch's one boot.  */
-  if (!warm && (boxer_executor_warm_claim (ex, job->image->digest, sb, err) < 0
-                || boxer_executor_warm_boot (ex, sb, err) < 0))
-    return -1;
+  *boot_ms = -1;
+  if (!warm)
+    {
+      long long t0 = boxer_now_ms ();
+      if (boxer_executor_warm_claim (ex, job->image->digest, sb, err) < 0
+          || boxer_executor_warm_boot (ex, sb, err) < 0)
+        return -1;
+      *boot_ms = boxer_now_ms () - t0;
+    }
 
   boxer_init_link_init (&link, sb->to_init, sb->from_init);
   sb->to_init = sb->from_init = -1;

@@ -261,6 +261,7 @@ int boxer_executor_shutdown (struct boxer_executor *ex, struct boxer_error **err
    dead and the caller destroys it (boxer_executor_warm_destroy ()) once
    it has answered; -1: nothing is left.  Batches run with network none.  */
 int boxer_executor_run_batch (struct boxer_executor *ex, const struct boxer_batch_job *job,
-                              struct boxer_warm_sandbox *sb, bool warm, struct boxer_error **err);
+                              struct boxer_warm_sandbox *sb, bool warm, long long *boot_ms,
+                              struct boxer_error **err);
 
 #endif

@@ -2,9 +2,13 @@
 
 #include "metrics.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
 
 /* Seconds: from a warm lookup (milliseconds) to the longest run (600 s
    by default).  */
@@ -13,7 +17,7 @@ static const double bounds[] = { 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 #define N_BOUNDS (sizeof bounds / sizeof bounds[0])
 
 static const char *const phase_names[BOXER_PHASE_COUNT] = {
-  "queue", "pull", "setup", "run", "teardown",
+  "queue", "pull", "boot", "setup", "run", "teardown",
 };
 static const char *const outcome_names[BOXER_OUTCOME_COUNT] = {
   "ok", "exit_nonzero", "timeout", "oom",
@@ -27,6 +31,7 @@ boxer_metrics_init (struct boxer_metrics *m, const struct boxer_config *cfg)
   m->cfg = cfg;
   for (int p = 0; p < BOXER_PHASE_COUNT; p++)
     m->phases[p].buckets = xmalloc0 ((N_BOUNDS + 1) * sizeof (uint64_t));
+  m->warm_boots.buckets = xmalloc0 ((N_BOUNDS + 1) * sizeof (uint64_t));
   m->key_runs = xmalloc0 ((cfg->n_api_keys + 1) * sizeof (uint64_t));
   m->key_refused = xmalloc0 ((cfg->n_api_keys + 1) * sizeof (uint64_t));
 }
@@ -36,20 +41,19 @@ boxer_metrics_release (struct boxer_metrics *m)
 {
   for (int p = 0; p < BOXER_PHASE_COUNT; p++)
     free (m->phases[p].buckets);
+  free (m->warm_boots.buckets);
   free (m->key_runs);
   free (m->key_refused);
   memset (m, 0, sizeof *m);
 }
 
-void
-boxer_metrics_observe (struct boxer_metrics *m, enum boxer_phase phase, int64_t ms)
+static void
+histogram_observe (struct boxer_histogram *h, int64_t ms)
 {
-  struct boxer_histogram *h;
   double secs;
 
-  if ((int) phase < 0 || phase >= BOXER_PHASE_COUNT || ms < 0)
+  if (ms < 0)
     return;
-  h = &m->phases[phase];
   secs = (double) ms / 1000.0;
   for (size_t i = 0; i < N_BOUNDS; i++)
     if (secs <= bounds[i])
@@ -60,16 +64,53 @@ boxer_metrics_observe (struct boxer_metrics *m, enum boxer_phase phase, int64_t 
 }
 
 void
+boxer_metrics_observe (struct boxer_metrics *m, enum boxer_phase phase, int64_t ms)
+{
+  if ((int) phase >= 0 && phase < BOXER_PHASE_COUNT)
+    histogram_observe (&m->phases[phase], ms);
+}
+
+void
+boxer_metrics_warm_boot (struct boxer_metrics *m, int64_t ms)
+{
+  histogram_observe (&m->warm_boots, ms);
+}
+
+enum boxer_outcome
+boxer_run_outcome (const struct boxer_run_result *res)
+{
+  return res->timed_out                            ? BOXER_OUTCOME_TIMEOUT
+         : res->oom_killed                         ? BOXER_OUTCOME_OOM
+         : res->exit_code == 0 && res->signal == 0 ? BOXER_OUTCOME_OK
+                                                   : BOXER_OUTCOME_EXIT_NONZERO;
+}
+
+void
+boxer_run_report_send (int fd, const struct boxer_run_report *r)
+{
+  if (write (fd, r, sizeof *r) < 0)
+    boxer_log_warning ("run report: %s", strerror (errno));
+}
+
+void
 boxer_metrics_run_report (struct boxer_metrics *m, const struct boxer_run_report *r)
 {
-  if (!r->completed)
+  switch (r->kind)
     {
+    case BOXER_REPORT_FAILED:
       m->runs_failed++;
       return;
+    case BOXER_REPORT_RUN:
+      if (r->outcome < 0 || r->outcome >= BOXER_OUTCOME_COUNT)
+        return;
+      m->runs[r->outcome]++;
+      break;
+    case BOXER_REPORT_TIMINGS:
+      break;
+    default:
+      return;
     }
-  if (r->outcome < 0 || r->outcome >= BOXER_OUTCOME_COUNT)
-    return;
-  m->runs[r->outcome]++;
+  boxer_metrics_observe (m, BOXER_PHASE_BOOT, r->boot_ms);
   boxer_metrics_observe (m, BOXER_PHASE_SETUP, r->setup_ms);
   boxer_metrics_observe (m, BOXER_PHASE_RUN, r->run_ms);
   boxer_metrics_observe (m, BOXER_PHASE_TEARDOWN, r->teardown_ms);
@@ -118,6 +159,22 @@ header (FILE *f, const char *name, const char *type, const char *help)
   fprintf (f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* One histogram; labels: what selects it ("phase=\"run\"") or "".  */
+static void
+histogram_render (FILE *f, const char *name, const char *labels, const struct boxer_histogram *h)
+{
+  const char *sep = *labels ? "," : "";
+  cleanup_free char *sel = *labels ? xasprintf ("{%s}", labels) : xstrdup ("");
+
+  for (size_t i = 0; i < N_BOUNDS; i++)
+    fprintf (f, "%s_bucket{%s%sle=\"%g\"} %" PRIu64 "\n", name, labels, sep, bounds[i],
+             h->buckets[i]);
+  fprintf (f, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n", name, labels, sep,
+           h->buckets[N_BOUNDS]);
+  fprintf (f, "%s_sum%s %.6f\n", name, sel, h->sum);
+  fprintf (f, "%s_count%s %" PRIu64 "\n", name, sel, h->count);
+}
+
 char *
 boxer_metrics_render (const struct boxer_metrics *m, const struct boxer_metrics_now *now)
 {
@@ -143,19 +200,12 @@ boxer_metrics_render (const struct boxer_metrics *m, const struct boxer_metrics_
 
   header (b, "boxer_run_phase_seconds", "histogram",
           "How long each phase of a run took: queue (for a slot), pull (finding or pulling the "
-          "image), setup, run (sandbox boot and program), teardown.");
+          "image), boot (a sandbox booted for a batch, or a warm one taken; a cold run boots "
+          "inside its run phase), setup, run (the program, and a cold run's boot), teardown.");
   for (int p = 0; p < BOXER_PHASE_COUNT; p++)
     {
-      const struct boxer_histogram *h = &m->phases[p];
-      for (size_t i = 0; i < N_BOUNDS; i++)
-        fprintf (b, "boxer_run_phase_seconds_bucket{phase=\"%s\",le=\"%g\"} %" PRIu64 "\n",
-                 phase_names[p], bounds[i], h->buckets[i]);
-      fprintf (b, "boxer_run_phase_seconds_bucket{phase=\"%s\",le=\"+Inf\"} %" PRIu64 "\n",
-               phase_names[p], h->buckets[N_BOUNDS]);
-      fprintf (b, "boxer_run_phase_seconds_sum{phase=\"%s\"} %.6f\n", phase_names[p],
-               h->sum);
-      fprintf (b, "boxer_run_phase_seconds_count{phase=\"%s\"} %" PRIu64 "\n",
-               phase_names[p], h->count);
+      cleanup_free char *labels = xasprintf ("phase=\"%s\"", phase_names[p]);
+      histogram_render (b, "boxer_run_phase_seconds", labels, &m->phases[p]);
     }
 
   header (b, "boxer_key_runs_total", "counter", "Runs admitted, by API key name.");
@@ -183,6 +233,9 @@ boxer_metrics_render (const struct boxer_metrics *m, const struct boxer_metrics_
   fprintf (b, "boxer_sandboxes %" PRId64 "\n", now->running);
   header (b, "boxer_warm_runs_total", "counter", "Runs that took a warm sandbox (no boot).");
   fprintf (b, "boxer_warm_runs_total %" PRIu64 "\n", m->warm_runs);
+  header (b, "boxer_warm_boot_seconds", "histogram",
+          "How long the warm pool's sandboxes took to boot, off the request path.");
+  histogram_render (b, "boxer_warm_boot_seconds", "", &m->warm_boots);
   header (b, "boxer_warm_sandboxes", "gauge", "Warm sandboxes booting or waiting for a run.");
   fprintf (b, "boxer_warm_sandboxes %" PRId64 "\n", now->warm_sandboxes);
   header (b, "boxer_warm_sandboxes_ready", "gauge", "Warm sandboxes waiting for a run.");

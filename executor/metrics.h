@@ -14,12 +14,14 @@
 #include <stdint.h>
 
 #include "common/config.h"
+#include "executor.h"
 
 /* The phases of a run whose durations are histograms.  */
 enum boxer_phase
 {
   BOXER_PHASE_QUEUE,            /* waiting for a slot in the executor */
   BOXER_PHASE_PULL,             /* the worker finding (and pulling) the image */
+  BOXER_PHASE_BOOT,             /* a sandbox booted on the run's path, or a warm one taken */
   BOXER_PHASE_SETUP,            /* bundle, files, cgroup, network, config.json */
   BOXER_PHASE_RUN,              /* runsc run: the sandbox's boot and the program */
   BOXER_PHASE_TEARDOWN,         /* sandbox, cgroup, network and bundle removed */
@@ -36,15 +38,29 @@ enum boxer_outcome
   BOXER_OUTCOME_COUNT,
 };
 
-/* What a run child sends its parent when its run is over, before it
+enum boxer_outcome boxer_run_outcome (const struct boxer_run_result *res);
+
+/* What a report counts.  Zero is a failure, so that a report a child
+   fills in no further than its pid says the run did not end well.  */
+enum boxer_report_kind
+{
+  BOXER_REPORT_FAILED,          /* the run failed to start or finish */
+  BOXER_REPORT_RUN,             /* a run ended: outcome is set */
+  BOXER_REPORT_TIMINGS,         /* nothing ended: only the phases' times (a batch's end) */
+};
+
+/* What a run child sends its parent as each run is over, before it
    answers the worker: fixed size, well under PIPE_BUF, so one write () is
-   one record.  */
+   one record.  A batch sends one per run, then a last one.  Times of -1
+   were not observed: a cold run's boot is inside its run phase (runsc
+   run), and a batch's runs have no setup or teardown of their own.  */
 struct boxer_run_report
 {
-  int32_t pid;                  /* the run child's: its slot is free of the run from now */
-  int32_t completed;            /* 1: outcome is set; 0: the run failed to start or finish */
+  int32_t pid;                  /* the run child's */
+  int32_t more;                 /* 0: the child's last report, its slot is free from now */
+  int32_t kind;                 /* enum boxer_report_kind */
   int32_t outcome;              /* enum boxer_outcome */
-  int32_t setup_ms, run_ms, teardown_ms;
+  int32_t boot_ms, setup_ms, run_ms, teardown_ms;
 };
 
 #define BOXER_METRICS_MAX_STATUSES 32
@@ -77,6 +93,7 @@ struct boxer_metrics
   } errors[BOXER_METRICS_MAX_CODES];  /* POST /run answered with an error, by code */
   uint64_t pulled_bytes;
   uint64_t warm_runs;           /* runs handed a warm sandbox */
+  struct boxer_histogram warm_boots;  /* the pool's boots, off the request path */
 };
 
 /* The gauges, read at the moment of the scrape.  */
@@ -95,6 +112,11 @@ void boxer_metrics_init (struct boxer_metrics *m, const struct boxer_config *cfg
 void boxer_metrics_release (struct boxer_metrics *m);
 
 void boxer_metrics_observe (struct boxer_metrics *m, enum boxer_phase phase, int64_t ms);
+/* A warm sandbox of the pool became ready, ms after its boot began.  */
+void boxer_metrics_warm_boot (struct boxer_metrics *m, int64_t ms);
+/* Send a report to the loop: one write () under PIPE_BUF, whole or not at
+   all.  */
+void boxer_run_report_send (int fd, const struct boxer_run_report *r);
 /* A run child's report (checked: nonsense is dropped).  */
 void boxer_metrics_run_report (struct boxer_metrics *m, const struct boxer_run_report *r);
 /* A worker's report of one HTTP answer: status, and for POST /run the

@@ -6,9 +6,11 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "init_link.h"
+#include "metrics.h"
 #include "protocol.h"
 #include "spec.h"
 
@@ -34,6 +36,7 @@ struct keeper
   struct boxer_proto_image pimg;
   struct boxer_image image;     /* a view of pimg, for the execs */
   int hold_fd;                  /* the image's hold: kept while the session lives */
+  int report_fd;                /* the loop's run reports */
   int64_t created_at, last_used_at, execs;
   long long created_ms, last_used_ms;
   uint32_t next_file_id;
@@ -124,8 +127,16 @@ create (struct keeper *k, int conn, const char *digest, struct boxer_error **err
   if (boxer_executor_warm_claim (k->ex, digest, &k->sb, err) < 0)
     return -1;
   k->claimed = true;
-  if (boxer_executor_warm_boot (k->ex, &k->sb, err) < 0)
-    return -1;
+  {
+    long long t0 = boxer_now_ms ();
+    if (boxer_executor_warm_boot (k->ex, &k->sb, err) < 0)
+      return -1;
+    /* Booted on the request path, like a batch's sandbox.  */
+    boxer_run_report_send (k->report_fd, &(struct boxer_run_report) {
+      .pid = (int32_t) getpid (), .more = 1, .kind = BOXER_REPORT_TIMINGS,
+      .boot_ms = (int32_t) (boxer_now_ms () - t0), .setup_ms = -1, .run_ms = -1,
+      .teardown_ms = -1 });
+  }
   boxer_init_link_init (&k->link, k->sb.to_init, k->sb.from_init);
   k->sb.to_init = k->sb.from_init = -1;
   k->linked = true;
@@ -202,6 +213,12 @@ op_exec (struct keeper *k, int conn, struct boxer_error **err)
   boxer_run_request_release (&req);
   /* An OOM kill is the exec's result, and the session's end.  */
   k->ended = gone;
+  /* Each exec is a run.  */
+  boxer_run_report_send (k->report_fd, &(struct boxer_run_report) {
+    .pid = (int32_t) getpid (), .more = 1, .kind = r < 0 ? BOXER_REPORT_FAILED : BOXER_REPORT_RUN,
+    .outcome = r < 0 ? 0 : (int32_t) boxer_run_outcome (&res),
+    .boot_ms = -1, .setup_ms = -1, .run_ms = r < 0 ? -1 : (int32_t) res.wall_ms,
+    .teardown_ms = -1 });
   if (r < 0)
     return -1;
   {
@@ -495,11 +512,11 @@ keep (struct keeper *k, int ctl)
 
 int
 boxer_session_keep (struct boxer_executor *ex, const struct boxer_config *cfg, const char *id,
-                    const char *digest, int conn, int ctl)
+                    const char *digest, int conn, int ctl, int report_fd)
 {
   cleanup_error struct boxer_error *err = NULL;
-  struct keeper k = { .ex = ex, .cfg = cfg, .hold_fd = -1, .next_file_id = FILE_ID_FIRST,
-                      .deleting = -1 };
+  struct keeper k = { .ex = ex, .cfg = cfg, .hold_fd = -1, .report_fd = report_fd,
+                      .next_file_id = FILE_ID_FIRST, .deleting = -1 };
   struct sigaction sa = { .sa_handler = on_stop };
 
   /* No SA_RESTART: a stop ends the wait in poll ().  */

@@ -19,8 +19,10 @@
    read, nothing answered), ctl the keeper's end of the socketpair the
    loop sends later connections on (each a frame {"op"} with the
    connection's descriptor).  id is the session's ("s_" + 32 hex), digest
-   the image the open frame named.  Returns the process's exit status.  */
+   the image the open frame named.  report_fd: where the session's boot
+   and each exec go as run reports (metrics.h), never as its slot's end:
+   a session holds no run slot.  Returns the process's exit status.  */
 int boxer_session_keep (struct boxer_executor *ex, const struct boxer_config *cfg,
-                        const char *id, const char *digest, int conn, int ctl);
+                        const char *id, const char *digest, int conn, int ctl, int report_fd);
 
 #endif

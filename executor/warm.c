@@ -26,6 +26,7 @@ struct slot
 {
   enum slot_state state;
   pid_t pid;            /* the boot or destroy child */
+  long long boot_at_ms; /* when its boot began */
   struct boxer_warm_sandbox sb;
 };
 
@@ -224,6 +225,7 @@ boot_one (struct boxer_warm *w, struct pool *p)
     }
   s->state = SLOT_BOOTING;
   s->pid = pid;
+  s->boot_at_ms = boxer_now_ms ();
   p->nslots++;
 }
 
@@ -253,8 +255,9 @@ boxer_warm_tend (struct boxer_warm *w, int max_boots)
 }
 
 bool
-boxer_warm_reaped (struct boxer_warm *w, pid_t pid, int status)
+boxer_warm_reaped (struct boxer_warm *w, pid_t pid, int status, int64_t *booted_ms)
 {
+  *booted_ms = -1;
   if (w == NULL)
     return false;
   for (size_t i = 0; i < w->npools; i++)
@@ -273,6 +276,7 @@ boxer_warm_reaped (struct boxer_warm *w, pid_t pid, int status)
             {
               s->state = SLOT_READY;
               p->backoff_ms = 0;
+              *booted_ms = boxer_now_ms () - s->boot_at_ms;
             }
           else if (WIFEXITED (status) && WEXITSTATUS (status) == 0)
             /* Booted while the tag moved on.  */

@@ -42,8 +42,9 @@ bool boxer_warm_take (struct boxer_warm *w, const char *digest, struct boxer_war
    changed, and on a timer.  */
 void boxer_warm_tend (struct boxer_warm *w, int max_boots);
 /* The loop reaped child pid: true when it was a boot or a destroy of the
-   pool (then its sandbox is ready, or gone).  */
-bool boxer_warm_reaped (struct boxer_warm *w, pid_t pid, int status);
+   pool (then its sandbox is ready, or gone).  *booted_ms: how long the
+   boot of a sandbox now ready took, else -1.  */
+bool boxer_warm_reaped (struct boxer_warm *w, pid_t pid, int status, int64_t *booted_ms);
 /* In a child the loop forked: close every descriptor of the pool there.  */
 void boxer_warm_close_all (struct boxer_warm *w);
 /* Milliseconds until the pool wants tending again (a failed boot's

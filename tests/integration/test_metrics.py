@@ -134,6 +134,8 @@ def test_runs_by_outcome_phase_and_key(ms):
     assert delta(after, "boxer_run_errors_total", '{code="forbidden"}') == 1
     for phase in ("queue", "setup", "run", "teardown"):
         assert delta(after, "boxer_run_phase_seconds_count", f'{{phase="{phase}"}}') == 4, phase
+    # No warm pool: each cold run boots inside its run phase.
+    assert delta(after, "boxer_run_phase_seconds_count", '{phase="boot"}') == 0
     # The image was looked for by the four runs and the refused one.
     assert delta(after, "boxer_run_phase_seconds_count", '{phase="pull"}') == 5
     # The run phase holds the timed-out run's second at least.

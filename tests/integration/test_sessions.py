@@ -285,3 +285,34 @@ def test_stopping_the_service_ends_sessions(make_stack):
     t.join(30)
     print(f"stopped in {time.monotonic() - t0:.1f} s")
     assert time.monotonic() - t0 < 20
+
+
+def test_metrics_count_boot_and_execs(api):
+    """A session's boot is on its creation's path (the boot phase), and
+    each exec is a run; a session holds no run slot."""
+    def scrape():
+        text = api.request("GET", "/metrics")[3].decode()
+        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines() if line and not line.startswith("#")}
+
+    boot = 'boxer_run_phase_seconds_count{phase="boot"}'
+    boot_sum = 'boxer_run_phase_seconds_sum{phase="boot"}'
+    ok, nonzero = 'boxer_runs_total{outcome="ok"}', 'boxer_runs_total{outcome="exit_nonzero"}'
+    before = scrape()
+    sid = create(api, image=BUSYBOX)["id"]
+    try:
+        assert sh(api, sid, "true")["exit_code"] == 0
+        assert sh(api, sid, "exit 3")["exit_code"] == 3
+        assert scrape()["boxer_sandboxes"] == 0
+    finally:
+        delete(api, sid)
+    deadline = time.monotonic() + 5
+    while True:
+        after = scrape()
+        moved = {k: after[k] - before[k] for k in (boot, boot_sum, ok, nonzero)}
+        if moved[nonzero] >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert (moved[boot], moved[ok], moved[nonzero]) == (1, 1, 1), moved
+    # A gVisor boot, not a take: tens of milliseconds at least.
+    assert moved[boot_sum] > 0.05, moved

@@ -28,11 +28,23 @@ BASE = int(os.environ.get("BOXER_TEST_PORT", "18080"))
 MOVING = "localhost:5000/boxer/moving:1"
 
 
-def warm_runs(s):
+def metric(s, name):
+    """One sample of /metrics, by its name and labels as written."""
     _, _, _, raw = s.request("GET", "/metrics")
-    m = re.search(r"^boxer_warm_runs_total (\d+)$", raw.decode(), re.M)
-    assert m, "no boxer_warm_runs_total in /metrics"
-    return int(m.group(1))
+    m = re.search(rf"^{re.escape(name)} (\S+)$", raw.decode(), re.M)
+    assert m, f"no {name} in /metrics"
+    return float(m.group(1))
+
+
+def warm_runs(s):
+    return int(metric(s, "boxer_warm_runs_total"))
+
+
+def boots(s):
+    """The run phase "boot" (count, sum) and the pool's boots (count)."""
+    return (metric(s, 'boxer_run_phase_seconds_count{phase="boot"}'),
+            metric(s, 'boxer_run_phase_seconds_sum{phase="boot"}'),
+            metric(s, "boxer_warm_boot_seconds_count"))
 
 
 def pools(s):
@@ -201,19 +213,35 @@ def test_batch_takes_a_warm_sandbox(stacks):
     then finds the marker no earlier run left, and every run its own uid),
     the pool refills, and a batch killed with its executor leaves nothing."""
     s = stacks(46, warm_config(PYTHON))
+    # A cold run boots inside its run phase: no boot of its own.
     s.run(image=PYTHON, cmd=["true"])
     wait_warm(s)
+    assert boots(s) == (0, 0, 2)
     before = warm_runs(s)
+    runs_ok = metric(s, 'boxer_runs_total{outcome="ok"}')
     status, b, _, raw = s.request("POST", "/batch", {
         "image": PYTHON, "parallelism": 2,
         "runs": [{"cmd": ["python3", "-c", "import os; print(os.getuid(), os.listdir('/tmp'))"]}
-                 for _ in range(4)]})
+                 for _ in range(4)] + [{"cmd": ["sh", "-c", "exit 3"]}]})
     assert status == 200, raw
     assert warm_runs(s) == before + 1
-    outs = [r["stdout"].split(" ", 1) for r in b["results"]]
+    outs = [r["stdout"].split(" ", 1) for r in b["results"][:4]]
     assert [o[1] for o in outs] == ["[]\n"] * 4
     assert len({o[0] for o in outs}) == 4
     assert wait_warm(s)[0]["ready"] == 2
+    # Each run of the batch counts as a run; its sandbox was taken, not
+    # booted (a boot phase well under a boot), and the pool booted another.
+    assert metric(s, 'boxer_runs_total{outcome="ok"}') == runs_ok + 4
+    assert metric(s, 'boxer_runs_total{outcome="exit_nonzero"}') == 1
+    count, took, pool_boots = boots(s)
+    assert (count, pool_boots) == (1, 3) and took < 0.05
+    assert metric(s, "boxer_warm_boot_seconds_sum") > 0.05 * 3
+    # A batch of an image without a pool boots its sandbox on its path.
+    status, b, _, raw = s.request("POST", "/batch", {"image": BUSYBOX,
+                                                     "runs": [{"cmd": ["true"]}]})
+    assert status == 200 and b["results"][0]["exit_code"] == 0, raw
+    count, booted, _ = boots(s)
+    assert count == 2 and booted - took > 0.05
 
     # The executor dies mid-batch: its next server sweeps the sandbox.
     done = {}

@@ -22,11 +22,18 @@ START_TEST (test_counts_and_text)
                     "\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\"}]}";
   struct boxer_metrics m;
   struct boxer_metrics_now now = { .running = 2, .queued = 1, .max_running = 4, .max_queued = 8 };
-  struct boxer_run_report ok = { .completed = 1, .outcome = BOXER_OUTCOME_OK, .setup_ms = 3,
-                                 .run_ms = 120, .teardown_ms = 40 };
-  struct boxer_run_report oom = { .completed = 1, .outcome = BOXER_OUTCOME_OOM, .run_ms = 2000 };
-  struct boxer_run_report failed = { .completed = 0 };
-  struct boxer_run_report nonsense = { .completed = 1, .outcome = 99, .run_ms = 1 };
+  /* A cold run: its boot is inside its run.  */
+  struct boxer_run_report ok = { .kind = BOXER_REPORT_RUN, .outcome = BOXER_OUTCOME_OK,
+                                 .boot_ms = -1, .setup_ms = 3, .run_ms = 120, .teardown_ms = 40 };
+  /* A warm run: handed its sandbox in no time.  */
+  struct boxer_run_report oom = { .kind = BOXER_REPORT_RUN, .outcome = BOXER_OUTCOME_OOM,
+                                  .boot_ms = 0, .run_ms = 2000 };
+  /* A batch's end: its sandbox's boot, no run of its own.  */
+  struct boxer_run_report batch_end = { .kind = BOXER_REPORT_TIMINGS, .boot_ms = 300,
+                                        .setup_ms = -1, .run_ms = -1, .teardown_ms = -1 };
+  struct boxer_run_report failed = { .kind = BOXER_REPORT_FAILED, .boot_ms = 5 };
+  struct boxer_run_report nonsense = { .kind = BOXER_REPORT_RUN, .outcome = 99, .run_ms = 1 };
+  struct boxer_run_report unknown = { .kind = 7, .boot_ms = 1, .run_ms = 1 };
   cleanup_free char *text = NULL;
 
   boxer_config_init_defaults (&cfg);
@@ -35,8 +42,12 @@ START_TEST (test_counts_and_text)
   boxer_metrics_run_report (&m, &ok);
   boxer_metrics_run_report (&m, &ok);
   boxer_metrics_run_report (&m, &oom);
+  boxer_metrics_run_report (&m, &batch_end);
   boxer_metrics_run_report (&m, &failed);
   boxer_metrics_run_report (&m, &nonsense);
+  boxer_metrics_run_report (&m, &unknown);
+  boxer_metrics_warm_boot (&m, 450);
+  boxer_metrics_warm_boot (&m, -1);                       /* dropped */
   boxer_metrics_observe (&m, BOXER_PHASE_QUEUE, 0);
   boxer_metrics_observe (&m, BOXER_PHASE_QUEUE, -5);      /* dropped */
   boxer_metrics_http (&m, 200, NULL, 7, 1000);
@@ -66,6 +77,15 @@ START_TEST (test_counts_and_text)
   ck_assert (has_line (text, "boxer_run_phase_seconds_bucket{phase=\"queue\",le=\"0.001\"} 1"));
   ck_assert (has_line (text, "boxer_run_phase_seconds_count{phase=\"pull\"} 1"));
   ck_assert (has_line (text, "boxer_run_phase_seconds_count{phase=\"teardown\"} 3"));
+  ck_assert (has_line (text, "boxer_run_phase_seconds_count{phase=\"boot\"} 2"));
+  ck_assert (has_line (text, "boxer_run_phase_seconds_bucket{phase=\"boot\",le=\"0.001\"} 1"));
+  ck_assert (has_line (text, "boxer_run_phase_seconds_sum{phase=\"boot\"} 0.300000"));
+  ck_assert (has_line (text, "# TYPE boxer_warm_boot_seconds histogram"));
+  ck_assert (has_line (text, "boxer_warm_boot_seconds_bucket{le=\"0.25\"} 0"));
+  ck_assert (has_line (text, "boxer_warm_boot_seconds_bucket{le=\"0.5\"} 1"));
+  ck_assert (has_line (text, "boxer_warm_boot_seconds_bucket{le=\"+Inf\"} 1"));
+  ck_assert (has_line (text, "boxer_warm_boot_seconds_sum 0.450000"));
+  ck_assert (has_line (text, "boxer_warm_boot_seconds_count 1"));
   ck_assert (has_line (text, "boxer_http_responses_total{status=\"200\"} 2"));
   ck_assert (has_line (text, "boxer_http_responses_total{status=\"400\"} 2"));
   ck_assert (has_line (text, "boxer_http_responses_total{status=\"503\"} 1"));
