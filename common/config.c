@@ -699,14 +699,17 @@ set_warm_pool (struct boxer_config *cfg, const struct entry *e, const char *name
         {
           if (!json_object_is_type (v, json_type_string))
             goto bad;
-          if (strcmp (json_object_get_string (v), "none") != 0)
+          if (strcmp (json_object_get_string (v), "none") != 0
+              && strcmp (json_object_get_string (v), "sandbox") != 0)
             {
               boxer_error_make (err, BOXER_ERR_INVALID,
-                                "config: '%s[%zu].network' is '%s': only \"none\" can be "
-                                "warmed for now (runs of other modes take the cold path)",
+                                "config: '%s[%zu].network' is '%s': a pool warms \"none\" or "
+                                "\"sandbox\" (runs with network \"host\" take the cold path)",
                                 name, i, json_object_get_string (v));
               goto fail;
             }
+          free (w->network);
+          w->network = xstrdup (json_object_get_string (v));
         }
       if (!json_object_object_get_ex (obj, "size", &v) || !json_object_is_type (v, json_type_int)
           || json_object_get_int64 (v) < 0 || json_object_get_int64 (v) > BOXER_WARM_POOL_MAX_SIZE)
@@ -718,11 +721,11 @@ set_warm_pool (struct boxer_config *cfg, const struct entry *e, const char *name
         }
       w->size = json_object_get_int64 (v);
       for (size_t j = 0; j < i; j++)
-        if (strcmp (pool[j].image, w->image) == 0)
+        if (strcmp (pool[j].image, w->image) == 0 && strcmp (pool[j].network, w->network) == 0)
           {
             boxer_error_make (err, BOXER_ERR_INVALID,
-                              "config: '%s[%zu]' warms '%s' again; give it one entry", name, i,
-                              w->image);
+                              "config: '%s[%zu]' warms '%s' with network '%s' again; give it one "
+                              "entry", name, i, w->image, w->network);
             goto fail;
           }
     }
@@ -734,7 +737,7 @@ set_warm_pool (struct boxer_config *cfg, const struct entry *e, const char *name
 bad:
   boxer_error_make (err, BOXER_ERR_INVALID,
                     "config: '%s' entries must be objects {\"image\": REFERENCE, "
-                    "\"network\": \"none\", \"size\": N}",
+                    "\"network\": \"none\" or \"sandbox\", \"size\": N}",
                     name);
 fail:
   warm_pool_release (pool, n);

@@ -58,7 +58,7 @@ struct boxer_api_key
 struct boxer_warm_pool_entry
 {
   char *image;                  /* a reference, as runs name it */
-  char *network;                /* "none": the only mode warmed so far */
+  char *network;                /* "none" or "sandbox" */
   int64_t size;
 };
 

@@ -240,6 +240,14 @@ MUTATIONS = [
     ("stream: a character cut between writes is replaced", "fcgi/sse.c",
      "keep = boxer_utf8_incomplete_tail (joined, total);", "keep = 0;",
      "tests/integration/test_stream.py::test_characters_cut_between_writes"),
+    ("warm sandbox: booted in the host's network namespace", "executor/executor.c",
+     "      .netns_path = run.net.netns_path,\n      .host_network = run.net.mode == BOXER_NETWORK_HOST,\n    };\n    const struct boxer_spec_bind name_files",
+     "      .host_network = run.net.mode == BOXER_NETWORK_HOST,\n    };\n    const struct boxer_spec_bind name_files",
+     "tests/integration/test_network_warm.py::test_pool_sandbox_serves_a_sandbox_run"),
+    ("session: network sandbox booted without one", "executor/session.c",
+     "boxer_executor_warm_claim (k->ex, digest, k->req.req.network, &k->sb, err)",
+     "boxer_executor_warm_claim (k->ex, digest, BOXER_NETWORK_NONE, &k->sb, err)",
+     "tests/integration/test_network_warm.py::test_session_keeps_its_network"),
     ("session: another key's session is found", "executor/daemon.c",
      "\n        && d->sessions[k].key == d->conns[i].key)", ")",
      "tests/integration/test_keys.py::test_sessions_belong_to_their_key"),
@@ -267,7 +275,10 @@ def run_test(test, log):
         env["CK_FORK"] = "yes"
     else:
         py = "/usr/bin/python3" if test.startswith("tests/integration/") else env["BOXER_VENV_PYTHON"]
-        argv = [py, "-m", "pytest", "-x", "-q", "-rs", "-p", "no:cacheprovider", test]
+        # Its own temporary directory, which pytest empties at each start
+        # and the end removes: none left in /tmp.
+        argv = [py, "-m", "pytest", "-x", "-q", "-rs", "-p", "no:cacheprovider",
+                f"--basetemp={src}/pytest-tmp", test]
     with open(log, "w") as f:
         try:
             p = subprocess.run(argv, cwd=top, env=env, stdout=f, stderr=subprocess.STDOUT,
@@ -329,6 +340,7 @@ for i, (name, path, old, new, test) in enumerate(selected):
     print(f"{verdict:8} {name}  [{test}] ({time.monotonic() - t0:.0f} s)", flush=True)
 
 b = build()     # the scratch tree back to the unmutated source
+subprocess.run(["rm", "-rf", os.path.join(src, "pytest-tmp")])
 print(f"{caught}/{len(selected)} mutations caught")
 # A caught mutation may leave what its protection would have removed (a
 # test keeps a stack's directory when it finds leftovers): say so, since

@@ -42,7 +42,7 @@ struct conn
   long long since_ms;
   int key;              /* index in cfg->api_keys of a run's key, or -1 */
   char digest[72];      /* a run's image digest, as its open frame says; "" unknown */
-  bool network_none;    /* and whether its network is "none": both for the warm pool */
+  int network;          /* and its network (enum boxer_network, -1: not said): for the pool */
   struct boxer_proto_reader rd;
 };
 
@@ -504,8 +504,8 @@ admit (struct daemon *d, size_t i)
   int fd = d->conns[i].fd;
   struct boxer_warm_sandbox sb;
   long long t_take = boxer_now_ms ();
-  bool warm = d->conns[i].network_none && d->conns[i].digest[0]
-              && boxer_warm_take (d->warm, d->conns[i].digest, &sb);
+  bool warm = d->conns[i].digest[0]
+              && boxer_warm_take (d->warm, d->conns[i].digest, d->conns[i].network, &sb);
   pid_t pid = fork ();
 
   if (pid < 0)
@@ -663,7 +663,8 @@ accept_one (struct daemon *d)
       d->conns = xrealloc (d->conns, d->cap * sizeof *d->conns);
     }
   d->conns[d->nconns] = (struct conn) { .fd = fd, .state = CONN_OPENING,
-                                        .since_ms = boxer_now_ms (), .key = -1 };
+                                        .since_ms = boxer_now_ms (), .key = -1,
+                                        .network = -1 };
   boxer_proto_reader_init (&d->conns[d->nconns].rd, BOXER_PROTO_OPEN_MAX);
   d->nconns++;
   return true;
@@ -880,8 +881,8 @@ on_readable (struct daemon *d, size_t i)
   if (strcmp (type, "run") == 0)
     {
       const char *image, *digest;
-      bool none;
-      if (boxer_proto_decode_run_hint (msg, &image, &digest, &none, &err) < 0)
+      int network;
+      if (boxer_proto_decode_run_hint (msg, &image, &digest, &network, &err) < 0)
         {
           json_object_put (msg);
           conn_refuse (d, i, BOXER_ERR_INVALID, "%s", err->msg);
@@ -890,7 +891,7 @@ on_readable (struct daemon *d, size_t i)
       if (digest)
         {
           snprintf (c->digest, sizeof c->digest, "%s", digest);
-          c->network_none = none;
+          c->network = network;
           boxer_warm_learn (d->warm, image, digest);
         }
     }

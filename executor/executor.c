@@ -432,7 +432,7 @@ boxer_executor_run (struct boxer_executor *ex, const struct boxer_run_job *job,
       if (boxer_cgroup_create (&run.cgroup, cg, &req->limits, err) < 0)
         goto done;
     }
-  if (boxer_network_setup (ex->net, req->network, run.id, run.bundle, &run.net, err) < 0)
+  if (boxer_network_setup (ex->net, req->network, run.id, -1, run.bundle, &run.net, err) < 0)
     goto done;
   if (write_spec (&run, req, image, err) < 0)
     goto done;
@@ -751,14 +751,16 @@ boxer_executor_warm_close (struct boxer_warm_sandbox *sb)
 
 int
 boxer_executor_warm_claim (struct boxer_executor *ex, const char *digest,
-                           struct boxer_warm_sandbox *sb, struct boxer_error **err)
+                           enum boxer_network network, struct boxer_warm_sandbox *sb,
+                           struct boxer_error **err)
 {
   struct run run = { .ex = ex, .lock_fd = -1 };
   char id[sizeof RUN_ID_PREFIX + RUN_ID_HEX];
-  int in[2], out[2];
+  int in[2] = { -1, -1 }, out[2];
 
   memset (sb, 0, sizeof *sb);
   sb->lock_fd = sb->to_init = sb->from_init = sb->init_in = sb->init_out = -1;
+  sb->lease = -1;
   if (strlen (digest) >= sizeof sb->digest)
     return boxer_error_make (err, BOXER_ERR_INTERNAL, "a digest too long");
   if (boxer_random_id (id, RUN_ID_PREFIX, RUN_ID_HEX, err) < 0 || run_claim (&run, id, err) < 0)
@@ -766,18 +768,26 @@ boxer_executor_warm_claim (struct boxer_executor *ex, const char *digest,
       run_teardown (&run);
       return -1;
     }
-  if (pipe2 (in, O_CLOEXEC) < 0)
+  if (network == BOXER_NETWORK_SANDBOX
+      && boxer_network_lease (ex->net, run.id, &sb->lease, err) < 0)
     {
       run_teardown (&run);
-      return boxer_error_errno (err, errno, "pipe");
+      return -1;
     }
-  if (pipe2 (out, O_CLOEXEC) < 0)
+  if (pipe2 (in, O_CLOEXEC) < 0 || pipe2 (out, O_CLOEXEC) < 0)
     {
-      close (in[0]);
-      close (in[1]);
+      int e = errno;
+      if (in[0] >= 0)
+        {
+          close (in[0]);
+          close (in[1]);
+        }
+      boxer_network_release_lease (ex->net, run.id, sb->lease);
+      sb->lease = -1;
       run_teardown (&run);
-      return boxer_error_errno (err, errno, "pipe");
+      return boxer_error_errno (err, e, "pipe");
     }
+  sb->network = network;
   memcpy (sb->id, run.id, sizeof run.id);
   strcpy (sb->digest, digest);
   sb->init_in = in[0];
@@ -809,7 +819,9 @@ warm_as_run (struct boxer_executor *ex, struct boxer_warm_sandbox *sb, struct ru
   run->files.output_dir = xasprintf ("%s/output", run->bundle);
   run->files.files_dir = xasprintf ("%s/files", run->bundle);
   run->files.output_mounted = true;
-  run->net.mode = BOXER_NETWORK_NONE;
+  run->net.mode = sb->network;
+  run->net.run_id = xstrdup (sb->id);
+  run->net.lease = sb->lease;
 }
 
 /* Every process of a warm sandbox dies now, so that nothing of its run
@@ -836,6 +848,7 @@ warm_from_run (struct run *run, struct boxer_warm_sandbox *sb)
   run->lock_fd = -1;
   run->files.output_mounted = false;
   boxer_runfiles_teardown (&run->files);
+  boxer_network_forget (&run->net);
   boxer_cgroup_close (run->cgroup);
   free (run->bundle);
   free (run->lock_path);
@@ -930,6 +943,11 @@ boxer_executor_warm_boot (struct boxer_executor *ex, struct boxer_warm_sandbox *
   boxer_runfiles_teardown (&run.files);
   if (boxer_runfiles_setup (&run.files, cfg, run.bundle, rootfs, &none, err) < 0)
     goto done;
+  /* The network as a cold run's, on the address the claim leased.  */
+  boxer_network_forget (&run.net);
+  if (boxer_network_setup (ex->net, sb->network, sb->id, sb->lease, run.bundle, &run.net, err)
+      < 0)
+    goto done;
   {
     struct boxer_spec_input in = {
       .rootfs = rootfs,
@@ -940,8 +958,15 @@ boxer_executor_warm_boot (struct boxer_executor *ex, struct boxer_warm_sandbox *
       .cgroups_path = run.cgroup ? boxer_cgroup_path (run.cgroup) : NULL,
       .limits = &cfg->max_limits,
       .init_path = init_path (ex),
+      .netns_path = run.net.netns_path,
+      .host_network = run.net.mode == BOXER_NETWORK_HOST,
     };
-    binds = boxer_runfiles_binds (&run.files, &none, NULL, 0, &in.n_binds);
+    const struct boxer_spec_bind name_files[] = {
+      { run.net.resolv_conf, "/etc/resolv.conf", false },
+      { run.net.hosts, "/etc/hosts", false },
+    };
+    binds = boxer_runfiles_binds (&run.files, &none, name_files,
+                                  run.net.resolv_conf ? 2 : 0, &in.n_binds);
     in.binds = binds;
     if (boxer_spec_build (&in, &spec, err) < 0)
       goto done;
@@ -957,8 +982,8 @@ boxer_executor_warm_boot (struct boxer_executor *ex, struct boxer_warm_sandbox *
       boxer_error_errno (err, errno, "create '%s'", init_log);
       goto done;
     }
-  if (boxer_runsc_create (&ex->runsc, run.bundle, sb->id, "none", log_path, sb->init_in,
-                          sb->init_out, log_fd, err) < 0)
+  if (boxer_runsc_create (&ex->runsc, run.bundle, sb->id, boxer_network_runsc_mode (sb->network),
+                          log_path, sb->init_in, sb->init_out, log_fd, err) < 0)
     goto done;
   close (sb->init_in);
   close (sb->init_out);
@@ -984,8 +1009,7 @@ bool
 boxer_executor_warm_fits (const struct boxer_warm_sandbox *sb, const struct boxer_run_request *req,
                           const struct boxer_image *image)
 {
-  return req->network == BOXER_NETWORK_NONE && image->digest
-         && strcmp (image->digest, sb->digest) == 0;
+  return req->network == sb->network && image->digest && strcmp (image->digest, sb->digest) == 0;
 }
 
 /* Stream one upload (linked into the bundle) to boxer-init as a file
@@ -1321,16 +1345,12 @@ boxer_executor_run_batch (struct boxer_executor *ex, const struct boxer_batch_jo
       boxer_executor_warm_destroy (ex, sb);
       warm = false;
     }
-  if (batch->req.network != BOXER_NETWORK_NONE)
-    return boxer_error_make (err, BOXER_ERR_INVALID,
-                             "a batch runs with network \"none\" only; send runs that need the "
-                             "network to POST /run");
   /* No sandbox waiting: boot one now, the batch's one boot.  */
   *boot_ms = -1;
   if (!warm)
     {
       long long t0 = boxer_now_ms ();
-      if (boxer_executor_warm_claim (ex, job->image->digest, sb, err) < 0
+      if (boxer_executor_warm_claim (ex, job->image->digest, batch->req.network, sb, err) < 0
           || boxer_executor_warm_boot (ex, sb, err) < 0)
         return -1;
       *boot_ms = boxer_now_ms () - t0;

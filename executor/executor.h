@@ -192,18 +192,24 @@ struct boxer_warm_sandbox
 {
   char id[40];                  /* "r_" + 32 hex: bundle, lock, cgroup, container */
   char digest[72];              /* "sha256:<64 hex>" of the image it booted */
+  enum boxer_network network;   /* the network it boots with */
+  int64_t lease;                /* network "sandbox": its address's lease from the claim; else -1 */
   int lock_fd;                  /* held (in any process) while the sandbox lives */
   int to_init, from_init;       /* our ends of boxer-init's stdin and stdout */
   int init_in, init_out;        /* boxer-init's ends: the boot gives them to runsc */
 };
 
-/* Claim an id and make the pipes; quick, for the service's main loop.
-   digest names a stored image.  */
+/* Claim an id, lease an address for network "sandbox" and make the
+   pipes; quick, for the service's main loop.  digest names a stored
+   image.  */
 int boxer_executor_warm_claim (struct boxer_executor *ex, const char *digest,
-                               struct boxer_warm_sandbox *sb, struct boxer_error **err);
+                               enum boxer_network network, struct boxer_warm_sandbox *sb,
+                               struct boxer_error **err);
 /* Boot it (in a process of its own: it takes a sandbox's boot): cgroup at
-   the service's max_limits, /output, runsc create + start, boxer-init's
-   READY.  On failure everything but the claim is undone.  */
+   the service's max_limits, /output, its network (namespace, veth and
+   firewall element, resolv.conf and hosts, as a cold run's), runsc
+   create + start, boxer-init's READY.  On failure all of it is undone,
+   the claim too.  */
 int boxer_executor_warm_boot (struct boxer_executor *ex, struct boxer_warm_sandbox *sb,
                               struct boxer_error **err);
 /* Close this process's descriptors of the sandbox, leaving it alive for
@@ -211,8 +217,8 @@ int boxer_executor_warm_boot (struct boxer_executor *ex, struct boxer_warm_sandb
 void boxer_executor_warm_close (struct boxer_warm_sandbox *sb);
 /* Destroy it: sandbox, cgroup, /output, bundle, lock; and close.  */
 void boxer_executor_warm_destroy (struct boxer_executor *ex, struct boxer_warm_sandbox *sb);
-/* Whether a run of req on image may use sb: same image digest, network
-   "none".  */
+/* Whether a run of req on image may use sb: same image digest, same
+   network.  */
 bool boxer_executor_warm_fits (const struct boxer_warm_sandbox *sb,
                                const struct boxer_run_request *req,
                                const struct boxer_image *image);

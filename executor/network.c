@@ -429,7 +429,9 @@ setup_sandbox (struct boxer_net *net, struct boxer_net_run *nr, struct boxer_err
   struct ns_build b = { 0 };
   int ifindex;
 
-  if (boxer_ipam_lease_acquire (net->leases_dir, &net->subnet, nr->run_id, &index, err) < 0)
+  if (nr->lease >= 0)
+    index = (uint32_t) nr->lease;
+  else if (boxer_ipam_lease_acquire (net->leases_dir, &net->subnet, nr->run_id, &index, err) < 0)
     return -1;
   nr->lease = index;
   if (boxer_ipam_address (&net->subnet, index, &address, err) < 0)
@@ -477,12 +479,33 @@ setup_sandbox (struct boxer_net *net, struct boxer_net_run *nr, struct boxer_err
 }
 
 int
+boxer_network_lease (struct boxer_net *net, const char *run_id, int64_t *lease,
+                     struct boxer_error **err)
+{
+  uint32_t index;
+
+  *lease = -1;
+  if (boxer_ipam_lease_acquire (net->leases_dir, &net->subnet, run_id, &index, err) < 0)
+    return boxer_error_wrap (err, "lease a sandbox address");
+  *lease = index;
+  return 0;
+}
+
+void
+boxer_network_release_lease (struct boxer_net *net, const char *run_id, int64_t lease)
+{
+  if (lease >= 0)
+    boxer_ipam_lease_release (net->leases_dir, (uint32_t) lease, run_id, NULL);
+}
+
+int
 boxer_network_setup (struct boxer_net *net, enum boxer_network mode, const char *run_id,
-                     const char *bundle, struct boxer_net_run *out, struct boxer_error **err)
+                     int64_t lease, const char *bundle, struct boxer_net_run *out,
+                     struct boxer_error **err)
 {
   memset (out, 0, sizeof *out);
   out->mode = mode;
-  out->lease = -1;
+  out->lease = mode == BOXER_NETWORK_SANDBOX ? lease : -1;
   out->run_id = xstrdup (run_id);
   if (mode == BOXER_NETWORK_NONE)
     return 0;
@@ -546,6 +569,12 @@ boxer_network_teardown (struct boxer_net *net, struct boxer_net_run *nr)
   if (nr->run_id && nr->mode == BOXER_NETWORK_SANDBOX)
     release_sandbox (net, nr->run_id, nr->lease);
   /* resolv.conf and hosts live in the bundle, which the executor removes.  */
+  boxer_network_forget (nr);
+}
+
+void
+boxer_network_forget (struct boxer_net_run *nr)
+{
   free (nr->run_id);
   free (nr->netns_path);
   free (nr->resolv_conf);

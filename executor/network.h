@@ -56,13 +56,27 @@ void boxer_network_free (struct boxer_net *net);
 /* The value of runsc's --network for mode.  */
 const char *boxer_network_runsc_mode (enum boxer_network mode);
 
-/* Set up the network of run_id in mode; resolv.conf and hosts are written
-   into bundle.  On failure *out still holds what was made: tear it down.  */
+/* Lease a sandbox address for run_id ahead of its setup: a file or two,
+   quick enough for the service's loop.  A warm sandbox is claimed by the
+   loop and booted and destroyed by other processes, which learn its lease
+   from the claim.  */
+int boxer_network_lease (struct boxer_net *net, const char *run_id, int64_t *lease,
+                         struct boxer_error **err);
+/* Give back a lease that no setup took (-1: nothing).  */
+void boxer_network_release_lease (struct boxer_net *net, const char *run_id, int64_t lease);
+
+/* Set up the network of run_id in mode with the address of lease (from
+   boxer_network_lease (); -1: lease one now); resolv.conf and hosts are
+   written into bundle.  On failure *out still holds what was made (the
+   lease too): tear it down.  */
 int boxer_network_setup (struct boxer_net *net, enum boxer_network mode, const char *run_id,
-                         const char *bundle, struct boxer_net_run *out,
+                         int64_t lease, const char *bundle, struct boxer_net_run *out,
                          struct boxer_error **err);
 /* Remove everything of the run's network, ignoring what is already gone.  */
 void boxer_network_teardown (struct boxer_net *net, struct boxer_net_run *nr);
+/* Free *nr and leave the network it describes in place, for another
+   process to tear down.  */
+void boxer_network_forget (struct boxer_net_run *nr);
 
 /* Remove the leases, namespaces, veths and firewall elements of runs that
    are no longer alive.  */

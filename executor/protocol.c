@@ -582,37 +582,50 @@ boxer_proto_decode_open (json_object *msg, const char **type_out, const char **k
 
 static bool digest_is_valid (const char *d);
 
+const char *
+boxer_proto_network_name (enum boxer_network network)
+{
+  return network_names[network];
+}
+
+/* enum boxer_network of name, or -1.  */
+static int
+network_of (const char *name)
+{
+  for (size_t i = 0; i < sizeof network_names / sizeof network_names[0]; i++)
+    if (strcmp (name, network_names[i]) == 0)
+      return (int) i;
+  return -1;
+}
+
 json_object *
-boxer_proto_open_run (const char *key, const char *image, const char *digest, bool network_none)
+boxer_proto_open_run (const char *key, const char *image, const char *digest,
+                      enum boxer_network network)
 {
   json_object *o = boxer_proto_open ("run", key);
 
   json_object_object_add (o, "image", json_object_new_string (image));
   json_object_object_add (o, "digest", json_object_new_string (digest));
-  json_object_object_add (o, "network_none", json_object_new_boolean (network_none));
+  json_object_object_add (o, "network", json_object_new_string (network_names[network]));
   return o;
 }
 
 int
 boxer_proto_decode_run_hint (json_object *msg, const char **image_out, const char **digest_out,
-                             bool *network_none_out, struct boxer_error **err)
+                             int *network_out, struct boxer_error **err)
 {
-  json_object *v;
+  const char *network = NULL;
 
   *image_out = *digest_out = NULL;
-  *network_none_out = false;
+  *network_out = -1;
   if (get_string (msg, "image", true, BOXER_RUN_IMAGE_MAX_BYTES, image_out, err) < 0
-      || get_string (msg, "digest", true, 80, digest_out, err) < 0)
+      || get_string (msg, "digest", true, 80, digest_out, err) < 0
+      || get_string (msg, "network", true, 16, &network, err) < 0)
     return -1;
   if (*digest_out && !digest_is_valid (*digest_out))
     return boxer_error_make (err, BOXER_ERR_INVALID, "protocol: 'digest' is not a sha256 digest");
-  if (json_object_object_get_ex (msg, "network_none", &v))
-    {
-      if (!json_object_is_type (v, json_type_boolean))
-        return boxer_error_make (err, BOXER_ERR_INVALID,
-                                 "protocol: 'network_none' must be a boolean");
-      *network_none_out = json_object_get_boolean (v);
-    }
+  if (network && (*network_out = network_of (network)) < 0)
+    return boxer_error_make (err, BOXER_ERR_INVALID, "protocol: an unknown 'network'");
   return 0;
 }
 
@@ -953,7 +966,7 @@ decode_sandbox (json_object *r, const struct boxer_config *cfg, struct boxer_run
 {
   const char *s, *net;
   json_object *v;
-  size_t i;
+  int n;
 
   if (get_string (r, "image", false, BOXER_RUN_IMAGE_MAX_BYTES, &s, err) < 0)
     return -1;
@@ -963,12 +976,9 @@ decode_sandbox (json_object *r, const struct boxer_config *cfg, struct boxer_run
     return boxer_error_make (err, BOXER_ERR_INVALID, "protocol: 'limits' missing or out of bounds");
   if (get_string (r, "network", false, 16, &net, err) < 0)
     return -1;
-  for (i = 0; i < sizeof network_names / sizeof network_names[0]; i++)
-    if (strcmp (net, network_names[i]) == 0)
-      break;
-  if (i == sizeof network_names / sizeof network_names[0])
+  if ((n = network_of (net)) < 0)
     return bad (err, "an unknown 'network'");
-  req->network = (enum boxer_network) i;
+  req->network = (enum boxer_network) n;
   if (req->network == BOXER_NETWORK_HOST && !cfg->allow_host_network)
     return boxer_error_make (err, BOXER_ERR_FORBIDDEN,
                              "network 'host' is not allowed by this server's configuration");
@@ -1517,8 +1527,6 @@ boxer_proto_decode_session_create (json_object *msg, const struct boxer_config *
   if (get_int (r, "ttl_secs", 1, cfg->max_session_ttl_secs, &out->ttl_secs, err) < 0
       || get_int (r, "idle_timeout_secs", 1, out->ttl_secs, &out->idle_timeout_secs, err) < 0)
     return -1;
-  if (out->req.network != BOXER_NETWORK_NONE)
-    return bad (err, "a session's network must be \"none\"");
   return decode_image (msg, image, err);
 }
 
@@ -1609,6 +1617,7 @@ boxer_proto_encode_session_info (const struct boxer_session_info *s)
   json_object_object_add (o, "id", json_object_new_string (s->id));
   json_object_object_add (o, "image", json_object_new_string (s->image));
   json_object_object_add (o, "digest", json_object_new_string (s->digest));
+  json_object_object_add (o, "network", json_object_new_string (network_names[s->network]));
   json_object_object_add (o, "limits", encode_limits (&s->limits));
   json_object_object_add (o, "idle_timeout_secs", json_object_new_int64 (s->idle_timeout_secs));
   json_object_object_add (o, "ttl_secs", json_object_new_int64 (s->ttl_secs));
@@ -1637,6 +1646,12 @@ boxer_proto_decode_session_info (json_object *msg, const struct boxer_config *cf
   if (get_string (msg, "image", false, BOXER_RUN_IMAGE_MAX_BYTES, &s, err) < 0)
     return -1;
   out->image = xstrdup (s);
+  if (get_string (msg, "network", false, 16, &s, err) < 0 || network_of (s) < 0)
+    {
+      boxer_session_info_release (out);
+      return boxer_error_make (err, BOXER_ERR_INVALID, "protocol: a session's 'network'");
+    }
+  out->network = (enum boxer_network) network_of (s);
   if (!json_object_object_get_ex (msg, "limits", &v) || decode_limits (v, cfg, &out->limits, err) < 0
       || get_int (msg, "idle_timeout_secs", 0, INT64_MAX, &out->idle_timeout_secs, err) < 0
       || get_int (msg, "ttl_secs", 0, INT64_MAX, &out->ttl_secs, err) < 0

@@ -108,15 +108,18 @@ int boxer_proto_decode_open (json_object *msg, const char **type_out, const char
                              struct boxer_error **err);
 
 /* A run's open frame also names its image (normalised reference and
-   digest) and whether its network is "none", so that the executor can
-   hand it a warm sandbox when it admits it (executor/warm.h).  These are
-   hints: the run child checks the run message itself against the
-   sandbox.  */
+   digest) and its network, so that the executor can hand it a warm
+   sandbox of that image and network when it admits it (executor/warm.h).
+   These are hints: the run child checks the run message itself against
+   the sandbox.  */
+/* "none", "sandbox" or "host".  */
+const char *boxer_proto_network_name (enum boxer_network network);
+
 json_object *boxer_proto_open_run (const char *key, const char *image, const char *digest,
-                                   bool network_none);
-/* NULLs and false when absent (an older worker).  */
+                                   enum boxer_network network);
+/* NULLs and -1 (no network named) when absent: then no warm sandbox.  */
 int boxer_proto_decode_run_hint (json_object *msg, const char **image_out,
-                                 const char **digest_out, bool *network_none_out,
+                                 const char **digest_out, int *network_out,
                                  struct boxer_error **err);
 
 /* A worker's report of one HTTP answer (executor/metrics.h), sent as the
@@ -324,6 +327,7 @@ struct boxer_session_info
   char id[40];
   char *image;
   char digest[72];
+  enum boxer_network network;
   struct boxer_limits limits;
   int64_t idle_timeout_secs, ttl_secs;
   int64_t created_at, last_used_at, execs;

@@ -78,6 +78,7 @@ info (const struct keeper *k)
 {
   struct boxer_session_info s = {
     .image = k->req.req.image,
+    .network = k->req.req.network,
     .limits = k->req.req.limits,
     .idle_timeout_secs = k->req.idle_timeout_secs,
     .ttl_secs = k->req.ttl_secs,
@@ -124,7 +125,7 @@ create (struct keeper *k, int conn, const char *digest, struct boxer_error **err
   k->image = (struct boxer_image) { .reference = k->req.req.image, .digest = k->pimg.digest,
                                     .env = k->pimg.env, .entrypoint = k->pimg.entrypoint,
                                     .cmd = k->pimg.cmd, .workdir = k->pimg.workdir };
-  if (boxer_executor_warm_claim (k->ex, digest, &k->sb, err) < 0)
+  if (boxer_executor_warm_claim (k->ex, digest, k->req.req.network, &k->sb, err) < 0)
     return -1;
   k->claimed = true;
   {

@@ -34,6 +34,7 @@ struct pool
 {
   const struct boxer_warm_pool_entry *entry;
   char *reference;      /* normalised */
+  enum boxer_network network;
   char digest[72];      /* what the reference names, as runs told; "" until one did */
   struct slot *slots;
   size_t nslots, cap;
@@ -72,6 +73,8 @@ boxer_warm_new (struct boxer_warm **out, struct boxer_executor *ex, const struct
           return -1;
         }
       p->entry = &cfg->warm_pool[i];
+      p->network = strcmp (p->entry->network, "sandbox") == 0 ? BOXER_NETWORK_SANDBOX
+                                                               : BOXER_NETWORK_NONE;
       p->reference = boxer_reference_string (&ref);
       boxer_reference_release (&ref);
       p->cap = (size_t) p->entry->size;
@@ -157,13 +160,16 @@ boxer_warm_learn (struct boxer_warm *w, const char *reference, const char *diges
 }
 
 bool
-boxer_warm_take (struct boxer_warm *w, const char *digest, struct boxer_warm_sandbox *out)
+boxer_warm_take (struct boxer_warm *w, const char *digest, int network,
+                 struct boxer_warm_sandbox *out)
 {
   if (w == NULL || digest == NULL)
     return false;
   for (size_t i = 0; i < w->npools; i++)
     {
       struct pool *p = &w->pools[i];
+      if ((int) p->network != network)
+        continue;
       for (size_t k = 0; k < p->nslots; k++)
         if (p->slots[k].state == SLOT_READY && strcmp (p->slots[k].sb.digest, digest) == 0)
           {
@@ -193,7 +199,7 @@ boot_one (struct boxer_warm *w, struct pool *p)
   struct slot *s = &p->slots[p->nslots];
   pid_t pid;
 
-  if (boxer_executor_warm_claim (w->ex, p->digest, &s->sb, &err) < 0)
+  if (boxer_executor_warm_claim (w->ex, p->digest, p->network, &s->sb, &err) < 0)
     {
       boxer_log_error ("warm pool %s: %s", p->reference, err->msg);
       p->retry_at_ms = boxer_now_ms () + BACKOFF_MAX_MS;

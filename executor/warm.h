@@ -2,8 +2,11 @@
    booted with boxer-init and waiting, so that a run skips the boot.  The
    service's main loop (daemon.c) owns it: it boots each sandbox in a child
    of its own, hands a ready one to the run child that admits a run of the
-   same image digest with network "none", and boots a replacement off the
-   request path.  A sandbox serves one run and is destroyed after it.
+   same image digest and network, and boots a replacement off the request
+   path.  A sandbox serves one run and is destroyed after it.  A pool of
+   network "sandbox" leases each sandbox's address as the loop claims it,
+   and the boot builds its namespace, veth and firewall element, so that
+   whichever process destroys it knows all of its network.
 
    The pool learns which digest an image reference names from the runs
    themselves (their open frame): the executor never reads the image
@@ -34,9 +37,11 @@ void boxer_warm_free (struct boxer_warm *w);
 /* A run of reference (normalised) is for digest: if a pool warms that
    reference, it now boots that digest, and drains sandboxes of another.  */
 void boxer_warm_learn (struct boxer_warm *w, const char *reference, const char *digest);
-/* Take a ready sandbox of digest into *out (the caller owns it from now
-   on); false when there is none.  */
-bool boxer_warm_take (struct boxer_warm *w, const char *digest, struct boxer_warm_sandbox *out);
+/* Take a ready sandbox of digest and network (enum boxer_network; -1
+   matches none) into *out (the caller owns it from now on); false when
+   there is none.  */
+bool boxer_warm_take (struct boxer_warm *w, const char *digest, int network,
+                      struct boxer_warm_sandbox *out);
 /* Boot sandboxes where pools lack them, at most max_boots at once over
    all pools; destroy drained ones.  Call from the loop whenever something
    changed, and on a timer.  */

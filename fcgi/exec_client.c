@@ -134,7 +134,7 @@ boxer_exec_metrics (const struct boxer_config *cfg, char **text_out, struct boxe
 /* Open a run's connection and wait to be admitted: the connection, or -1.  */
 static int
 open_admitted (const struct boxer_config *cfg, const char *key, const struct boxer_image *image,
-               bool network_none, int client_fd, struct boxer_error **err)
+               enum boxer_network network, int client_fd, struct boxer_error **err)
 {
   cleanup_close int fd = connect_executor (cfg, err);
   json_object *msg;
@@ -142,7 +142,7 @@ open_admitted (const struct boxer_config *cfg, const char *key, const struct box
 
   if (fd < 0)
     return -1;
-  msg = boxer_proto_open_run (key, image->reference, image->digest, network_none);
+  msg = boxer_proto_open_run (key, image->reference, image->digest, network);
   r = boxer_proto_send (fd, msg, -1, err);
   json_object_put (msg);
   if (r < 0 || wait_frame (fd, client_fd, 64 * 1024, &msg, NULL, err) < 0)
@@ -223,7 +223,7 @@ boxer_exec_batch (const struct boxer_config *cfg, const char *id, const char *ke
                                   const struct boxer_error *run_err),
                   void *data, struct boxer_error **err)
 {
-  cleanup_close int fd = open_admitted (cfg, key, image, batch->req.network == BOXER_NETWORK_NONE,
+  cleanup_close int fd = open_admitted (cfg, key, image, batch->req.network,
                                         client_fd, err);
   cleanup_free bool *told = NULL;
   size_t left = batch->nruns;
@@ -285,7 +285,7 @@ boxer_exec_run (const struct boxer_config *cfg, const char *id, const char *key,
 
   *output_fd = -1;
   memset (out, 0, sizeof *out);
-  fd = open_admitted (cfg, key, image, req->network == BOXER_NETWORK_NONE, client_fd, err);
+  fd = open_admitted (cfg, key, image, req->network, client_fd, err);
   if (fd < 0)
     return -1;
 

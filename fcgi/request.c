@@ -882,10 +882,6 @@ parse_batch (const struct boxer_config *cfg, json_object *root, struct boxer_bat
     return boxer_error_make (err, BOXER_ERR_INVALID,
                              "'image' is required; name the image to run, such as "
                              "\"python:3.12-slim\"");
-  if (out->req.network != BOXER_NETWORK_NONE)
-    return boxer_error_make (err, BOXER_ERR_INVALID,
-                             "a batch runs with network \"none\" only; send runs that need the "
-                             "network to POST /run");
   if (runs == NULL || !json_object_is_type (runs, json_type_array))
     return boxer_error_make (err, BOXER_ERR_INVALID,
                              "'runs' is required: an array of runs such as "
@@ -1009,11 +1005,6 @@ boxer_request_parse_session (const struct boxer_config *cfg, const struct boxer_
     {
       boxer_error_make (err, BOXER_ERR_INVALID, "'image' is required; name the image the "
                         "session runs, such as \"python:3.12-slim\"");
-      goto fail;
-    }
-  if (out->req.network != BOXER_NETWORK_NONE)
-    {
-      boxer_error_make (err, BOXER_ERR_INVALID, "a session runs with network \"none\" only");
       goto fail;
     }
   /* An idle timeout past the ttl means nothing: the ttl comes first.  */

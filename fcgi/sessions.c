@@ -47,7 +47,7 @@ session_json (const struct boxer_session_info *s)
   json_object_object_add (o, "id", json_object_new_string (s->id));
   json_object_object_add (o, "image", json_object_new_string (s->image));
   json_object_object_add (o, "image_digest", json_object_new_string (s->digest));
-  json_object_object_add (o, "network", json_object_new_string ("none"));
+  json_object_object_add (o, "network", json_object_new_string (boxer_proto_network_name (s->network)));
   json_object_object_add (o, "limits", limits_json (&s->limits));
   json_object_object_add (o, "idle_timeout_secs", json_object_new_int64 (s->idle_timeout_secs));
   json_object_object_add (o, "ttl_secs", json_object_new_int64 (s->ttl_secs));

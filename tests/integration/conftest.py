@@ -187,7 +187,22 @@ def pool_extra(stack, left):
         return left + [f"warm pool not full: {pools}"]
     ready = sum(p["ready"] for p in pools)
     ids = warm_ids(stack.home)
-    rest = [x for x in left if not any(i in x for i in ids)]
+    # A pool of network "sandbox" has each sandbox's namespace (named by
+    # its id), veth and firewall element (by the veth's name) and lease
+    # (a file holding its id).
+    marks = ids | {"bx" + i.split("_", 1)[1][:13] for i in ids}
+
+    def theirs(x):
+        if any(m in x for m in marks):
+            return True
+        if x.startswith("address lease: "):
+            try:
+                return Path(x.split(": ", 1)[1]).read_text().strip() in ids
+            except OSError:
+                return True     # released meanwhile
+        return False
+
+    rest = [x for x in left if not theirs(x)]
     if len(ids) != ready:
         rest.append(f"{ready} idle warm sandboxes, but these: {sorted(ids)}")
     return rest

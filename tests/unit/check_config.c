@@ -773,6 +773,10 @@ START_TEST (test_warm_pool)
   ck_assert_str_eq (cfg.warm_pool[0].network, "none");
   ck_assert_int_eq (cfg.warm_pool[0].size, 4);
   ck_assert_int_eq (cfg.warm_pool[1].size, 0);
+  /* One image, warmed for both networks.  */
+  expect_ok ("{\"warm_pool\": [{\"image\": \"a\", \"size\": 1},"
+             " {\"image\": \"a\", \"network\": \"sandbox\", \"size\": 1}]}");
+  ck_assert_str_eq (cfg.warm_pool[1].network, "sandbox");
   /* A later file's list replaces the whole list.  */
   expect_ok ("{\"warm_pool\": []}");
   ck_assert_int_eq (cfg.n_warm_pool, 0);
@@ -786,15 +790,21 @@ START_TEST (test_warm_pool)
   expect_invalid ("{\"warm_pool\": [{\"image\": \"a\", \"size\": 65}]}", "from 0 to 64");
   expect_invalid ("{\"warm_pool\": [{\"image\": \"a\", \"size\": -1}]}", "from 0 to 64");
   expect_invalid ("{\"warm_pool\": [{\"image\": \"a\", \"size\": 1.5}]}", "from 0 to 64");
-  expect_invalid ("{\"warm_pool\": [{\"image\": \"a\", \"size\": 1, \"network\": \"sandbox\"}]}",
-                  "config: 'warm_pool[0].network' is 'sandbox': only \"none\" can be warmed");
+  expect_invalid ("{\"warm_pool\": [{\"image\": \"a\", \"size\": 1, \"network\": \"host\"}]}",
+                  "config: 'warm_pool[0].network' is 'host': a pool warms \"none\" or "
+                  "\"sandbox\"");
+  expect_invalid ("{\"warm_pool\": [{\"image\": \"a\", \"size\": 1, \"network\": \"Sandbox\"}]}",
+                  "is 'Sandbox'");
   expect_invalid ("{\"warm_pool\": [{\"image\": \"a\", \"size\": 1, \"network\": 1}]}",
                   "entries must be objects");
   expect_invalid ("{\"warm_pool\": [{\"image\": \"a\", \"size\": 1, \"sizes\": 1}]}",
                   "config: 'warm_pool[0]' has an unknown field 'sizes'");
   expect_invalid ("{\"warm_pool\": [{\"image\": \"a\", \"size\": 1},"
                   " {\"image\": \"a\", \"size\": 2}]}",
-                  "config: 'warm_pool[1]' warms 'a' again");
+                  "config: 'warm_pool[1]' warms 'a' with network 'none' again");
+  expect_invalid ("{\"warm_pool\": [{\"image\": \"a\", \"size\": 1, \"network\": \"sandbox\"},"
+                  " {\"image\": \"a\", \"size\": 2, \"network\": \"sandbox\"}]}",
+                  "config: 'warm_pool[1]' warms 'a' with network 'sandbox' again");
   /* The last good list stays.  */
   ck_assert_int_eq (cfg.n_warm_pool, 0);
 }

@@ -514,28 +514,35 @@ START_TEST (test_run_hint)
     "{\"digest\": 5}",
     "{\"image\": [\"x\"]}",
     "{\"image\": \"a\\u0000b\"}",
-    "{\"network_none\": \"yes\"}",
+    "{\"network\": true}",
+    "{\"network\": \"bridge\"}",
+    "{\"network\": \"\"}",
   };
   const char *image, *d;
-  bool none;
-  json_object *msg = boxer_proto_open_run ("k", "localhost:5000/a/b:1", digest, true);
+  int network;
+  json_object *msg = boxer_proto_open_run ("k", "localhost:5000/a/b:1", digest,
+                                           BOXER_NETWORK_SANDBOX);
 
-  ck_assert_int_eq (boxer_proto_decode_run_hint (msg, &image, &d, &none, NULL), 0);
+  ck_assert_int_eq (boxer_proto_decode_run_hint (msg, &image, &d, &network, NULL), 0);
   ck_assert_str_eq (image, "localhost:5000/a/b:1");
   ck_assert_str_eq (d, digest);
-  ck_assert (none);
+  ck_assert_int_eq (network, BOXER_NETWORK_SANDBOX);
+  json_object_put (msg);
+  msg = boxer_proto_open_run ("k", "localhost:5000/a/b:1", digest, BOXER_NETWORK_NONE);
+  ck_assert_int_eq (boxer_proto_decode_run_hint (msg, &image, &d, &network, NULL), 0);
+  ck_assert_int_eq (network, BOXER_NETWORK_NONE);
   json_object_put (msg);
   msg = boxer_proto_open ("run", NULL);
-  ck_assert_int_eq (boxer_proto_decode_run_hint (msg, &image, &d, &none, NULL), 0);
+  ck_assert_int_eq (boxer_proto_decode_run_hint (msg, &image, &d, &network, NULL), 0);
   ck_assert_ptr_null (image);
   ck_assert_ptr_null (d);
-  ck_assert (!none);
+  ck_assert_int_eq (network, -1);
   json_object_put (msg);
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     {
       cleanup_error struct boxer_error *err = NULL;
       msg = json_tokener_parse (bad[i]);
-      ck_assert_msg (boxer_proto_decode_run_hint (msg, &image, &d, &none, &err) < 0,
+      ck_assert_msg (boxer_proto_decode_run_hint (msg, &image, &d, &network, &err) < 0,
                      "'%s' accepted", bad[i]);
       ck_assert_int_eq (err->category, BOXER_ERR_INVALID);
       json_object_put (msg);
@@ -625,6 +632,34 @@ START_TEST (test_report_and_metrics)
 }
 END_TEST
 
+/* A session's description crosses from its keeper to the worker whole,
+   its network too.  */
+START_TEST (test_session_info)
+{
+  struct boxer_session_info in = {
+    .id = "s_0123456789abcdef0123456789abcdef", .image = (char *) "localhost:5000/a/b:1",
+    .digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    .network = BOXER_NETWORK_SANDBOX, .limits = cfg.defaults, .idle_timeout_secs = 60,
+    .ttl_secs = 600, .created_at = 1, .last_used_at = 2, .execs = 3,
+  };
+  struct boxer_session_info out;
+  json_object *msg = boxer_proto_encode_session_info (&in);
+
+  ck_assert_int_eq (boxer_proto_decode_session_info (msg, &cfg, &out, NULL), 0);
+  ck_assert_int_eq (out.network, BOXER_NETWORK_SANDBOX);
+  ck_assert_str_eq (out.image, in.image);
+  ck_assert_int_eq (out.execs, 3);
+  boxer_session_info_release (&out);
+  json_object_object_add (msg, "network", json_object_new_string ("bridge"));
+  {
+    cleanup_error struct boxer_error *err = NULL;
+    ck_assert_int_eq (boxer_proto_decode_session_info (msg, &cfg, &out, &err), -1);
+    ck_assert_ptr_null (out.image);
+  }
+  json_object_put (msg);
+}
+END_TEST
+
 static Suite *
 protocol_suite (void)
 {
@@ -648,6 +683,7 @@ protocol_suite (void)
   tcase_add_test (tc, test_run_hint);
   tcase_add_test (tc, test_hello_warm_pool);
   tcase_add_test (tc, test_report_and_metrics);
+  tcase_add_test (tc, test_session_info);
   suite_add_tcase (s, tc);
   return s;
 }

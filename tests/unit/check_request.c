@@ -1130,7 +1130,7 @@ START_TEST (test_session_parse)
   const char *ok = "{\"image\": \"busybox\", \"env\": {\"A\": \"1\"}, \"workdir\": \"/w\"}";
   static const char *const bad[] = {
     "{}",
-    "{\"image\": \"busybox\", \"network\": \"sandbox\"}",
+    "{\"image\": \"busybox\", \"network\": \"bridge\"}",
     "{\"image\": \"busybox\", \"ttl_secs\": 0}",
     "{\"image\": \"busybox\", \"ttl_secs\": 86401}",
     "{\"image\": \"busybox\", \"ttl_secs\": 10, \"idle_timeout_secs\": 11}",
@@ -1154,6 +1154,15 @@ START_TEST (test_session_parse)
   ck_assert_int_eq (boxer_request_parse_session (&cfg, NULL, ok, strlen (ok), &s, &err), 0);
   ck_assert_int_eq (s.idle_timeout_secs, 60);
   boxer_run_request_release (&s.req);
+
+  /* A network, as a run's: the key must allow it.  */
+  ok = "{\"image\": \"busybox\", \"network\": \"sandbox\"}";
+  ck_assert_int_eq (boxer_request_parse_session (&cfg, NULL, ok, strlen (ok), &s, &err), 0);
+  ck_assert_int_eq (s.req.network, BOXER_NETWORK_SANDBOX);
+  boxer_run_request_release (&s.req);
+  ck_assert_int_eq (boxer_request_parse_session (&cfg, &key, ok, strlen (ok), &s, &err), -1);
+  ck_assert_int_eq (err->category, BOXER_ERR_FORBIDDEN);
+  boxer_error_release (&err);
 
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     {

@@ -234,7 +234,8 @@ class BoxerClient:
             limits: :class:`Limits` or a dict: ``memory_mb``, ``cpu_cores``
                 and ``pids_limit`` bound the whole session, ``wall_clock_secs``
                 is each exec's default time limit.
-            network: ``"none"`` (the only mode sessions have for now).
+            network: ``"none"`` (the default), ``"sandbox"`` or ``"host"``,
+                as a run's; the session's sandbox keeps it for all its execs.
             env: the environment of every exec (an exec's own ``env`` is
                 merged over it).
             workdir: every exec's default working directory.
