@@ -35,6 +35,7 @@ struct written
 {
   const char *path, *id;        /* into the request */
   size_t run;
+  char *refused;                /* boxer-init refused the write: why */
 };
 
 struct batch
@@ -103,6 +104,9 @@ queue_files (struct batch *b, size_t index)
                                  "runs[%zu]; a batch's runs share one file system, so give each "
                                  "upload a path of its own",
                                  index, k, f->path, b->written[w].run) < 0 ? -1 : 1;
+            if (b->written[w].refused)
+              return run_failed (b, index, BOXER_ERR_INVALID, "runs[%zu].files[%zu]: %s", index,
+                                 k, b->written[w].refused) < 0 ? -1 : 1;
             there = true;
           }
       if (there)
@@ -119,7 +123,7 @@ queue_files (struct batch *b, size_t index)
         return run_failed (b, index, BOXER_ERR_INTERNAL, "runs[%zu].files[%zu]: %s", index, k,
                            e ? e->msg : strerror (errno)) < 0 ? -1 : 1;
       b->written = xrealloc (b->written, (b->nwritten + 1) * sizeof *b->written);
-      b->written[b->nwritten++] = (struct written) { f->path, f->id, index };
+      b->written[b->nwritten++] = (struct written) { .path = f->path, .id = f->id, .run = index };
     }
   return 0;
 }
@@ -239,6 +243,51 @@ run_exited (struct batch *b, struct slot *s, const struct boxer_init_event *ev,
   return r ? boxer_error_make (err, BOXER_ERR_RUNTIME, "cancelled: the worker went away") : 0;
 }
 
+static bool
+needs_path (const struct boxer_run_request *run, const char *path)
+{
+  for (size_t k = 0; k < run->nfiles; k++)
+    if (strcmp (run->files[k].path, path) == 0)
+      return true;
+  return false;
+}
+
+/* boxer-init refused file k of run index: every run that needs it fails
+   as not started, the one it was written for and any later one of the
+   same upload at that path, whether it started meanwhile (boxer-init had
+   its start before the refusal came back) or comes later.  */
+static int
+file_refused (struct batch *b, size_t index, size_t k, const struct boxer_init_event *ev,
+              struct boxer_error **err)
+{
+  const struct boxer_batch_request *batch = b->job->batch;
+  const char *path = k < batch->runs[index].nfiles ? batch->runs[index].files[k].path : NULL;
+  cleanup_free char *msg = boxer_init_event_message (ev);
+  cleanup_free char *why = NULL;
+
+  if (path == NULL)
+    return 0;
+  why = xasprintf ("cannot write '%s' in the sandbox: %s", path, msg);
+  for (size_t w = 0; w < b->nwritten; w++)
+    if (b->written[w].run == index && strcmp (b->written[w].path, path) == 0
+        && b->written[w].refused == NULL)
+      b->written[w].refused = xstrdup (why);
+  for (size_t i = 0; i < b->nslots; i++)
+    {
+      struct slot *s = &b->slots[i];
+      struct boxer_init_writer w = { 0 };
+
+      if (!s->used || s->failure || !needs_path (&batch->runs[s->index], path))
+        continue;
+      s->failure = xstrdup (why);
+      boxer_init_frame_start (&w, BOXER_INIT_KILL, RUN_BIT | (uint32_t) s->index);
+      boxer_init_put_u32 (&w, SIGKILL);
+      if (boxer_init_link_queue (b->l, &w, err) < 0)
+        return -1;
+    }
+  return 0;
+}
+
 /* One event of boxer-init.  */
 static int
 on_event (struct batch *b, const struct boxer_init_event *ev, struct boxer_error **err)
@@ -247,27 +296,14 @@ on_event (struct batch *b, const struct boxer_init_event *ev, struct boxer_error
   size_t index = of_run ? ev->id & ~RUN_BIT : ev->id >> FILE_SHIFT;
   struct slot *s = index < b->job->batch->nruns ? slot_of (b, index) : NULL;
 
-  if (s == NULL)
+  if (index >= b->job->batch->nruns)
     return 0;
   if (!of_run)
-    {
-      /* A file refused: the run, queued after it, is killed and reported
-         as not started.  */
-      if (ev->type == BOXER_INIT_ERROR && s->failure == NULL)
-        {
-          const struct boxer_run_request *run = &b->job->batch->runs[index];
-          size_t k = (ev->id & ((1u << FILE_SHIFT) - 1)) - 1;
-          struct boxer_init_writer w = { 0 };
-          cleanup_free char *msg = boxer_init_event_message (ev);
-
-          s->failure = xasprintf ("cannot write '%s' in the sandbox: %s",
-                                  k < run->nfiles ? run->files[k].path : "?", msg);
-          boxer_init_frame_start (&w, BOXER_INIT_KILL, RUN_BIT | (uint32_t) index);
-          boxer_init_put_u32 (&w, SIGKILL);
-          return boxer_init_link_queue (b->l, &w, err);
-        }
-      return 0;
-    }
+    return ev->type == BOXER_INIT_ERROR
+               ? file_refused (b, index, (ev->id & ((1u << FILE_SHIFT) - 1)) - 1, ev, err)
+               : 0;
+  if (s == NULL)
+    return 0;
   switch (ev->type)
     {
     case BOXER_INIT_STDOUT:
@@ -370,6 +406,8 @@ out:
   for (size_t i = 0; i < b.nslots; i++)
     slot_free (&b.slots[i]);
   free (b.slots);
+  for (size_t w = 0; w < b.nwritten; w++)
+    free (b.written[w].refused);
   free (b.written);
   return r;
 }

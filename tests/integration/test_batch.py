@@ -177,6 +177,27 @@ def test_files(api):
     assert unknown["error"]["code"] == "file_not_found"
 
 
+@pytest.mark.parametrize("parallelism", [1, 3])
+def test_a_refused_file_fails_every_run_that_needs_it(api, parallelism):
+    """boxer-init refuses a destination under a file of the image: the run
+    it was written for fails, and so does every later run of the same
+    upload there, one started before the refusal came back included; a run
+    of the upload elsewhere is unharmed."""
+    data = upload(api, "data.txt", b"input\n")
+    under_a_file = {"id": data, "path": "/bin/busybox/data.txt"}
+    runs = [{"cmd": ["cat", "/bin/busybox/data.txt"], "files": [under_a_file]},
+            {"cmd": ["sh", "-c", "echo started; cat /bin/busybox/data.txt"],
+             "files": [under_a_file]},
+            {"cmd": ["cat", "/work/data.txt"], "files": [{"id": data, "path": "/work/data.txt"}]},
+            {"cmd": ["echo", "later"], "files": [under_a_file]}]
+    b = batch(api, image=BUSYBOX, parallelism=parallelism, runs=runs)
+    first, second, elsewhere, later = b["results"]
+    for r in (first, second, later):
+        assert r["exit_code"] == -1 and r["error"]["code"] == "invalid_request", r
+        assert "cannot write '/bin/busybox/data.txt'" in r["error"]["message"], r
+    assert elsewhere["exit_code"] == 0 and elsewhere["stdout"] == "input\n", elsewhere
+
+
 def test_output_share_is_fixed(make_stack):
     s = make_stack({"batch_output_limit_bytes": 4096}).start()
     runs = [{"cmd": ["sh", "-c", "head -c 5000 /dev/zero | tr '\\0' a"]},
