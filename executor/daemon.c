@@ -528,6 +528,9 @@ admit (struct daemon *d, size_t i)
       boxer_executor_warm_close (&sb);
       d->metrics.warm_runs++;
     }
+  else if (d->conns[i].digest[0]
+           && boxer_warm_serves (d->warm, d->conns[i].digest, d->conns[i].network))
+    d->metrics.warm_misses++;
   for (int64_t k = 0; k < d->max_running; k++)
     if (d->running[k] == 0)
       {

@@ -233,6 +233,9 @@ boxer_metrics_render (const struct boxer_metrics *m, const struct boxer_metrics_
   fprintf (b, "boxer_sandboxes %" PRId64 "\n", now->running);
   header (b, "boxer_warm_runs_total", "counter", "Runs that took a warm sandbox (no boot).");
   fprintf (b, "boxer_warm_runs_total %" PRIu64 "\n", m->warm_runs);
+  header (b, "boxer_warm_misses_total", "counter",
+          "Runs of an image and network a pool warms that found no sandbox ready (cold).");
+  fprintf (b, "boxer_warm_misses_total %" PRIu64 "\n", m->warm_misses);
   header (b, "boxer_warm_boot_seconds", "histogram",
           "How long the warm pool's sandboxes took to boot, off the request path.");
   histogram_render (b, "boxer_warm_boot_seconds", "", &m->warm_boots);

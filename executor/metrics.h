@@ -93,6 +93,7 @@ struct boxer_metrics
   } errors[BOXER_METRICS_MAX_CODES];  /* POST /run answered with an error, by code */
   uint64_t pulled_bytes;
   uint64_t warm_runs;           /* runs handed a warm sandbox */
+  uint64_t warm_misses;         /* runs a pool warms that found none ready */
   struct boxer_histogram warm_boots;  /* the pool's boots, off the request path */
 };
 

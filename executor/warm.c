@@ -181,6 +181,18 @@ boxer_warm_take (struct boxer_warm *w, const char *digest, int network,
   return false;
 }
 
+bool
+boxer_warm_serves (const struct boxer_warm *w, const char *digest, int network)
+{
+  if (w == NULL || digest == NULL)
+    return false;
+  for (size_t i = 0; i < w->npools; i++)
+    if ((int) w->pools[i].network == network && w->pools[i].cap > 0
+        && strcmp (w->pools[i].digest, digest) == 0)
+      return true;
+  return false;
+}
+
 static int
 booting (const struct boxer_warm *w)
 {

@@ -42,6 +42,9 @@ void boxer_warm_learn (struct boxer_warm *w, const char *reference, const char *
    there is none.  */
 bool boxer_warm_take (struct boxer_warm *w, const char *digest, int network,
                       struct boxer_warm_sandbox *out);
+/* Whether a pool warms digest with network (a run of them that finds
+   none ready is a miss).  */
+bool boxer_warm_serves (const struct boxer_warm *w, const char *digest, int network);
 /* Boot sandboxes where pools lack them, at most max_boots at once over
    all pools; destroy drained ones.  Call from the loop whenever something
    changed, and on a timer.  */

@@ -103,6 +103,9 @@ def test_refill_after_burst(stacks):
     s = stacks(41, warm_config(PYTHON))
     s.run(image=PYTHON, cmd=["true"])
     wait_warm(s)
+    # The first run found the pool empty: a miss.
+    assert metric(s, "boxer_warm_misses_total") == 1
+    before = warm_runs(s)
     results = []
 
     def one(i):
@@ -114,7 +117,10 @@ def test_refill_after_burst(stacks):
     for t in threads:
         t.join(120)
     assert sorted(r["stdout"] for r in results) == [f"{i}\n" for i in range(6)]
-    # Two took warm sandboxes, the rest went cold; the pool is whole again.
+    # Two (or more, if a refill was quick) took warm sandboxes, the rest
+    # went cold, each a miss; the pool is whole again.
+    hits = warm_runs(s) - before
+    assert hits >= 2 and metric(s, "boxer_warm_misses_total") - 1 == 6 - hits
     assert wait_warm(s)[0]["ready"] == 2
     assert len(bundles_digests(s)) == 2
 

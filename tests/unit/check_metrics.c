@@ -57,6 +57,7 @@ START_TEST (test_counts_and_text)
   boxer_metrics_http (&m, 400, "Not A Code\"}", -1, 0);  /* no label of it */
   boxer_metrics_http (&m, 42, NULL, -1, 0);               /* no status */
   m.key_runs[0] = 3;
+  m.warm_misses = 2;
   m.key_refused[0] = 1;
   text = boxer_metrics_render (&m, &now);
 
@@ -86,6 +87,7 @@ START_TEST (test_counts_and_text)
   ck_assert (has_line (text, "boxer_warm_boot_seconds_bucket{le=\"+Inf\"} 1"));
   ck_assert (has_line (text, "boxer_warm_boot_seconds_sum 0.450000"));
   ck_assert (has_line (text, "boxer_warm_boot_seconds_count 1"));
+  ck_assert (has_line (text, "boxer_warm_misses_total 2"));
   ck_assert (has_line (text, "boxer_http_responses_total{status=\"200\"} 2"));
   ck_assert (has_line (text, "boxer_http_responses_total{status=\"400\"} 2"));
   ck_assert (has_line (text, "boxer_http_responses_total{status=\"503\"} 1"));
