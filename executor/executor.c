@@ -3,6 +3,7 @@
 #include "executor.h"
 
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -1439,12 +1440,25 @@ boxer_executor_warm_set_limits (struct boxer_executor *ex, const struct boxer_wa
                                 const struct boxer_limits *limits, struct boxer_error **err)
 {
   cleanup_free char *cg = cgroup_name (ex, sb->id);
+  struct boxer_cgroup_stats stats = { .memory_peak_bytes = -1 };
   struct boxer_cgroup *c;
   int r;
 
   if (ex->cfg->ignore_cgroups)
     return 0;
   c = boxer_cgroup_open (cg);
+  /* Below what the sandbox took to boot, the limit would kill it at once:
+     say so, rather than hand out a session that is already dead.  */
+  if (boxer_cgroup_read_stats (c, &stats, NULL) == 0
+      && stats.memory_peak_bytes > limits->memory_mb * 1024 * 1024)
+    {
+      int64_t mib = (stats.memory_peak_bytes + 1024 * 1024 - 1) / (1024 * 1024);
+      boxer_cgroup_close (c);
+      return boxer_error_make (err, BOXER_ERR_INVALID,
+                               "limits.memory_mb of %" PRId64 " is less than the sandbox took to "
+                               "boot (%" PRId64 " MiB); ask for more, as the programs need room "
+                               "too", limits->memory_mb, mib);
+    }
   r = boxer_cgroup_set_limits (c, limits, err);
   boxer_cgroup_close (c);
   return r;
