@@ -983,13 +983,14 @@ boxer_executor_warm_boot (struct boxer_executor *ex, struct boxer_warm_sandbox *
       boxer_error_errno (err, errno, "create '%s'", init_log);
       goto done;
     }
-  if (boxer_runsc_create (&ex->runsc, run.bundle, sb->id, boxer_network_runsc_mode (sb->network),
-                          log_path, sb->init_in, sb->init_out, log_fd, err) < 0)
+  if (boxer_runsc_run_detached (&ex->runsc, run.bundle, sb->id,
+                                boxer_network_runsc_mode (sb->network), log_path, sb->init_in,
+                                sb->init_out, log_fd, err) < 0)
     goto done;
   close (sb->init_in);
   close (sb->init_out);
   sb->init_in = sb->init_out = -1;
-  if (boxer_runsc_start (&ex->runsc, sb->id, err) < 0 || read_ready (sb->from_init, err) < 0)
+  if (read_ready (sb->from_init, err) < 0)
     goto done;
   r = 0;
 

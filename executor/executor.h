@@ -208,7 +208,7 @@ int boxer_executor_warm_claim (struct boxer_executor *ex, const char *digest,
 /* Boot it (in a process of its own: it takes a sandbox's boot): cgroup at
    the service's max_limits, /output, its network (namespace, veth and
    firewall element, resolv.conf and hosts, as a cold run's), runsc
-   create + start, boxer-init's READY.  On failure all of it is undone,
+   run --detach, boxer-init's READY.  On failure all of it is undone,
    the claim too.  */
 int boxer_executor_warm_boot (struct boxer_executor *ex, struct boxer_warm_sandbox *sb,
                               struct boxer_error **err);

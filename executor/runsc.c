@@ -328,9 +328,9 @@ boxer_runsc_spawn_run (const struct boxer_runsc *rs, const char *bundle, const c
 }
 
 int
-boxer_runsc_create (const struct boxer_runsc *rs, const char *bundle, const char *id,
-                    const char *network, const char *log_path, int stdin_fd, int stdout_fd,
-                    int stderr_fd, struct boxer_error **err)
+boxer_runsc_run_detached (const struct boxer_runsc *rs, const char *bundle, const char *id,
+                          const char *network, const char *log_path, int stdin_fd,
+                          int stdout_fd, int stderr_fd, struct boxer_error **err)
 {
   cleanup_free char *root_flag = xasprintf ("--root=%s", rs->root);
   cleanup_free char *platform_flag = xasprintf ("--platform=%s", rs->platform);
@@ -350,7 +350,8 @@ boxer_runsc_create (const struct boxer_runsc *rs, const char *bundle, const char
   argv[n++] = (char *) "--log-format=json";
   if (rs->ignore_cgroups)
     argv[n++] = (char *) "--ignore-cgroups";
-  argv[n++] = (char *) "create";
+  argv[n++] = (char *) "run";
+  argv[n++] = (char *) "--detach";
   argv[n++] = (char *) "--bundle";
   argv[n++] = (char *) bundle;
   argv[n++] = (char *) id;
@@ -358,7 +359,7 @@ boxer_runsc_create (const struct boxer_runsc *rs, const char *bundle, const char
 
   if (spawn (argv, stdin_fd, stdout_fd, stderr_fd, &pid, err) < 0)
     return -1;
-  /* Not run_command (): the sandbox keeps create's stdout, so it never
+  /* Not run_command (): the sandbox keeps runsc's stdout, so it never
      reaches its end.  */
   r = wait_until (pid, deadline, err);
   if (r < 0)
@@ -366,23 +367,9 @@ boxer_runsc_create (const struct boxer_runsc *rs, const char *bundle, const char
   if (r != 0)
     {
       cleanup_free char *msg = boxer_runsc_log_error (log_path);
-      return boxer_error_make (err, BOXER_ERR_INTERNAL, "runsc create failed (exit %d): %s", r,
-                               msg ? msg : "see its log");
+      return boxer_error_make (err, BOXER_ERR_INTERNAL, "runsc run --detach failed (exit %d): %s",
+                               r, msg ? msg : "see its log");
     }
-  return 0;
-}
-
-int
-boxer_runsc_start (const struct boxer_runsc *rs, const char *id, struct boxer_error **err)
-{
-  cleanup_free char *root_flag = xasprintf ("--root=%s", rs->root);
-  char *argv[] = { rs->path, root_flag, (char *) "start", (char *) id, NULL };
-  int r = run_command (argv, NULL, err);
-
-  if (r < 0)
-    return -1;
-  if (r != 0)
-    return boxer_error_make (err, BOXER_ERR_INTERNAL, "runsc start failed (exit %d)", r);
   return 0;
 }
 

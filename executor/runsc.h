@@ -42,13 +42,13 @@ int boxer_runsc_spawn_run (const struct boxer_runsc *rs, const char *bundle, con
                            int stdout_fd, int stderr_fd, pid_t *pid_out,
                            struct boxer_error **err);
 
-/* `runsc create` of bundle as container id, waited for (bounded): its
-   first process gets the given fds as stdio and waits to be started.  */
-int boxer_runsc_create (const struct boxer_runsc *rs, const char *bundle, const char *id,
-                        const char *network, const char *log_path, int stdin_fd, int stdout_fd,
-                        int stderr_fd, struct boxer_error **err);
-/* `runsc start ID` of a created container, bounded in time.  */
-int boxer_runsc_start (const struct boxer_runsc *rs, const char *id, struct boxer_error **err);
+/* `runsc run --detach` of bundle as container id, waited for (bounded):
+   the sandbox boots and its first process starts with the given fds as
+   stdio, and runsc returns, leaving it running.  One runsc process where
+   `create` and `start` are two: about 20 ms less on the test machine.  */
+int boxer_runsc_run_detached (const struct boxer_runsc *rs, const char *bundle, const char *id,
+                              const char *network, const char *log_path, int stdin_fd,
+                              int stdout_fd, int stderr_fd, struct boxer_error **err);
 
 /* `runsc kill --all ID KILL`, bounded in time.  */
 int boxer_runsc_kill (const struct boxer_runsc *rs, const char *id, struct boxer_error **err);
