@@ -36,7 +36,7 @@ keep=0
 cleanup() { [ "$keep" = 1 ] || rm -rf "$work"; }
 trap cleanup EXIT INT TERM
 
-cflags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. $(pkg-config --cflags json-c libcrypto)"
+cflags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Werror=incompatible-pointer-types -I. $(pkg-config --cflags json-c libcrypto)"
 libs="$(pkg-config --libs json-c libcrypto) -lm"
 status=0
 for t in $targets; do

@@ -255,8 +255,8 @@ decode_all (json_object *msg)
   boxer_error_release (&err);
   {
     const char *image, *digest;
-    bool none;
-    r = boxer_proto_decode_run_hint (msg, &image, &digest, &none, &err);
+    int network;
+    r = boxer_proto_decode_run_hint (msg, &image, &digest, &network, &err);
     check_error (r, err);
     if (r == 0 && digest && strlen (digest) != 71)
       abort ();
