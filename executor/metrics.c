@@ -200,8 +200,9 @@ boxer_metrics_render (const struct boxer_metrics *m, const struct boxer_metrics_
 
   header (b, "boxer_run_phase_seconds", "histogram",
           "How long each phase of a run took: queue (for a slot), pull (finding or pulling the "
-          "image), boot (a sandbox booted for a batch, or a warm one taken; a cold run boots "
-          "inside its run phase), setup, run (the program, and a cold run's boot), teardown.");
+          "image), boot (a sandbox booted for a batch or a session, or a warm one taken; a cold "
+          "run boots inside its run phase), setup, run (the program, and a cold run's boot), "
+          "teardown.");
   for (int p = 0; p < BOXER_PHASE_COUNT; p++)
     {
       cleanup_free char *labels = xasprintf ("phase=\"%s\"", phase_names[p]);
