@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -314,6 +315,16 @@ class Stack(Api):
     def executor_server_pid(self):
         kids = children(self.executor_pid())
         return kids[0] if kids else None
+
+    def kill_executor_server(self, timeout=30):
+        """SIGKILL the executor's server and wait for its master to start
+        another, which sweeps what the dead one left."""
+        server = self.executor_server_pid()
+        os.kill(server, signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while self.executor_server_pid() in (None, server):
+            assert time.monotonic() < deadline, "no new executor server"
+            time.sleep(0.1)
 
     def run_processes(self):
         """The executor's run children: one per admitted run."""

@@ -197,16 +197,18 @@ def net_env(tmp_path_factory):
         ip("netns", "del", ns, check=False)
 
 
-@pytest.fixture(scope="module")
-def net(net_env):
+def net_stack(net_env, extra=None):
     """A stack whose API listens only on the test's dummy address, with the
     test resolver as its DNS server and the test server's port (and DNS)
-    allowed on the gateway.  Default deny ranges, host networking off."""
+    allowed on the gateway.  Default deny ranges, host networking off;
+    extra config over that.  A generator for a fixture: yields the stack,
+    destroys it and checks it left nothing."""
     s = Stack(PORT, {
         "listen_addr": f"{API_ADDR}:{PORT}",
         "sandbox_subnet": str(subnet(PORT)),
         "dns_servers": [GATEWAY],
         "sandbox_host_allow": [53, HTTP_PORT],
+        **(extra or {}),
     })
     s.host = API_ADDR
     s.start()
@@ -216,6 +218,11 @@ def net(net_env):
     finally:
         left = s.destroy()
         assert not left, f"left behind: {left}"
+
+
+@pytest.fixture(scope="module")
+def net(net_env):
+    yield from net_stack(net_env)
 
 
 @pytest.fixture

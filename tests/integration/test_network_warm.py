@@ -10,37 +10,23 @@ of its own with a pool of network "sandbox": BOXER_TEST_PORT+8, as
 test_network's (the two modules never run at once)."""
 
 import ipaddress
-import os
+import json
 import re
-import signal
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import (BUILD, BUSYBOX, PYTHON, Stack, wait_no_leftovers, wait_warm)
+from conftest import BUILD, BUSYBOX, PYTHON, wait_no_leftovers, wait_warm
 from test_network import (API_ADDR, CLOSED_PORT, FETCH, GATEWAY, HTTP_PORT, METADATA, NAME,  # noqa: F401
-                          OUTSIDE_PORT, PORT, PROBE, net_env, run_addresses, subnet)
+                          OUTSIDE_PORT, PORT, PROBE, net_env, net_stack, run_addresses, subnet)
 
 
 @pytest.fixture(scope="module")
 def wnet(net_env):
-    s = Stack(PORT, {
-        "listen_addr": f"{API_ADDR}:{PORT}",
-        "sandbox_subnet": str(subnet(PORT)),
-        "dns_servers": [GATEWAY],
-        "sandbox_host_allow": [53, HTTP_PORT],
+    yield from net_stack(net_env, {
         "warm_pool": [{"image": PYTHON, "network": "sandbox", "size": 1}],
         "init_path": str(BUILD / "boxer-init"),
     })
-    s.host = API_ADDR
-    s.start()
-    s.dns_log = net_env["dns_log"]
-    try:
-        yield s
-    finally:
-        left = s.destroy()
-        assert not left, f"left behind: {left}"
 
 
 @pytest.fixture
@@ -67,7 +53,6 @@ def fetched(r):
 
 
 def probed(r):
-    import json
     assert r["exit_code"] == 0, r
     return json.loads(r["stdout"])
 
@@ -159,11 +144,6 @@ def test_executor_killed_with_a_network_pool(api):
     api.run(image=PYTHON, cmd=["true"], network="sandbox")
     wait_warm(api)
     assert len(run_addresses(api.home, subnet(PORT))) == 1
-    server = api.executor_server_pid()
-    os.kill(server, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while api.executor_server_pid() in (None, server):
-        assert time.monotonic() < deadline, "no new executor server"
-        time.sleep(0.1)
+    api.kill_executor_server()
     left = wait_no_leftovers(api.home, api.runsc_root, timeout=30)
     assert not left, f"left behind by the killed server: {left}"
