@@ -446,7 +446,10 @@ child (const struct boxer_init_start *s, int in, int out, int err)
       close (fd);
   if (s->nproc)
     {
-      rl = (struct rlimit) { s->nproc, s->nproc };
+      /* nproc counts the program too, but gVisor counts a process
+         against the user that created it: this one is root's, made by
+         us, and only its descendants are the run's uid's.  */
+      rl = (struct rlimit) { s->nproc - 1, s->nproc - 1 };
       setrlimit (RLIMIT_NPROC, &rl);
     }
   if (s->nofile)

@@ -136,6 +136,8 @@ bool boxer_init_reader_done (const struct boxer_init_reader *r);
 struct boxer_init_start
 {
   uint32_t uid, gid, flags;
+  /* nproc: the most processes of the program, itself included (0: no
+     bound).  */
   uint64_t nproc, nofile, as_bytes, wall_ms, stdout_cap, stderr_cap;
   char *cwd;
   char **argv;          /* NULL-terminated, argc >= 1 */
