@@ -63,10 +63,10 @@ echo "== integration tests"
 /usr/bin/python3 -m pytest -ra -p no:cacheprovider --basetemp="$PYTEST_TMP/integration" \
 	tests/integration "$@"
 
-echo "== the run and file tests again, every run in a warm sandbox (boxer-init)"
+echo "== the run, file and hostile-program tests again, every run in a pool's warm sandbox"
 BOXER_TEST_WARM=1 /usr/bin/python3 -m pytest -ra -p no:cacheprovider \
 	--basetemp="$PYTEST_TMP/integration-warm" tests/integration/test_run.py \
-	tests/integration/test_files.py "$@"
+	tests/integration/test_files.py tests/integration/test_hostile.py "$@"
 
 echo "== Python SDK and examples, against the real stack"
 venv_python=$(contrib/python-env.sh)

@@ -5,12 +5,14 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "common/fsutil.h"
 #include "common/log.h"
@@ -386,6 +388,36 @@ answer:
   return ret;
 }
 
+/* A run that no warm sandbox serves boots its own, as the pool would
+   but named after the run and at its limits.  1: booted; 0: its memory
+   limit killed the sandbox as it started, which is the run's result
+   (*res), not the service's failure; -1: failed.  Nothing is left of a
+   boot that did not come up.  */
+static int
+boot_own (struct daemon *d, const struct boxer_proto_run *run, const struct boxer_image *img,
+          struct boxer_warm_sandbox *sb, struct boxer_run_result *res, struct boxer_error **err)
+{
+  if (boxer_executor_warm_claim (d->ex, img->digest, run->req.network, run->id, sb, err) < 0)
+    return -1;
+  if (boxer_executor_warm_boot (d->ex, sb, &run->req.limits, err) == 0)
+    return 1;
+  if (!sb->boot_oom)
+    return -1;
+  boxer_log_info ("run %s: its sandbox ran out of memory as it started: %s", run->id,
+                  (*err)->msg);
+  boxer_error_release (err);
+  memset (res, 0, sizeof *res);
+  memcpy (res->id, run->id, sizeof res->id);
+  res->image = xstrdup (run->req.image);
+  res->image_digest = xstrdup (img->digest);
+  res->exit_code = 128 + SIGKILL;
+  res->signal = SIGKILL;
+  res->oom_killed = true;
+  res->memory_peak_bytes = -1;
+  res->started_at = res->finished_at = time (NULL);
+  return 0;
+}
+
 /* The whole life of one admitted run, in its own process; sb: a warm
    sandbox it was given (it owns it), or NULL; taken_ms: how long handing
    it over took, the boot phase of a run that uses it.  */
@@ -399,6 +431,8 @@ child_run (struct daemon *d, int fd, struct boxer_warm_sandbox *sb, long long ta
   struct boxer_run_job job;
   json_object *msg = NULL;
   struct boxer_run_report report = { .pid = (int32_t) getpid () };
+  struct boxer_warm_sandbox own;
+  long long boot_ms = sb ? taken_ms : -1;
   bool reported = false;
   int output_fd = -1, extra_fd = -1, ret = 1;
 
@@ -450,17 +484,39 @@ child_run (struct daemon *d, int fd, struct boxer_warm_sandbox *sb, long long ta
           boxer_executor_warm_destroy (d->ex, sb);
           sb = NULL;
         }
-      r = sb ? boxer_executor_run_warm (d->ex, &job, sb, &res, &output_fd, &err)
-             : boxer_executor_run (d->ex, &job, &res, &output_fd, &err);
+      if (sb == NULL)
+        {
+          long long t0 = boxer_now_ms ();
+          r = boot_own (d, &run, &img, &own, &res, &err);
+          if (r < 0)
+            goto answer;
+          boot_ms = boxer_now_ms () - t0;
+          if (r == 1)
+            sb = &own;
+          r = 0;
+        }
+      if (sb)
+        r = boxer_executor_run_warm (d->ex, &job, sb, &res, &output_fd, &err);
       if (r < 0)
         sb = NULL;      /* destroyed with the failure */
+      if (r == 0 && sb == &own)
+        {
+          /* A sandbox of its own goes before the answer, as runsc run's
+             did: a client that has its result may count on its address
+             and its share of the host being free again.  *output_fd
+             keeps what the run wrote.  */
+          long long t0 = boxer_now_ms ();
+          boxer_executor_warm_destroy (d->ex, sb);
+          sb = NULL;
+          res.teardown_ms += boxer_now_ms () - t0;
+        }
       if (r == 0)
         {
           report = (struct boxer_run_report) {
             .pid = (int32_t) getpid (),
             .kind = BOXER_REPORT_RUN,
             .outcome = (int32_t) boxer_run_outcome (&res),
-            .boot_ms = (int32_t) (sb ? taken_ms : -1),
+            .boot_ms = (int32_t) boot_ms,
             .setup_ms = (int32_t) res.setup_ms,
             .run_ms = (int32_t) res.wall_ms,
             .teardown_ms = (int32_t) res.teardown_ms,

@@ -7,7 +7,7 @@
    of its own; up to max_queued_runs more wait, first come first served,
    for at most queue_timeout_secs; anything beyond is answered "busy" at
    once.  A connection closed while queued leaves the queue; closed while
-   running, its run is killed and cleaned up (executor/capture.h).  Run
+   running, its run's sandbox is killed and removed.  Run
    children die with the loop (PR_SET_PDEATHSIG); what they leave is
    swept by the next loop to start.  */
 #ifndef BOXER_EXECUTOR_DAEMON_H

@@ -13,10 +13,10 @@
 #include <poll.h>
 
 #include "batch.h"
-#include "capture.h"
 #include "common/log.h"
 #include "cgroup.h"
 #include "init_link.h"
+#include "common/buf.h"
 #include "common/fsutil.h"
 #include "network.h"
 #include "runfiles.h"
@@ -47,7 +47,6 @@ struct run
   int lock_fd;
   struct boxer_cgroup *cgroup;
   bool runsc_started;
-  bool runsc_clean;    /* runsc run exited normally and deleted its state */
   struct boxer_net_run net;
   struct boxer_runfiles files;  /* uploads mounted, /output */
 };
@@ -103,7 +102,7 @@ run_is_live (const char *id, void *data)
 static void
 run_teardown (struct run *run)
 {
-  if (run->runsc_started && !run->runsc_clean)
+  if (run->runsc_started)
     cleanup_run_leftovers (run->ex, run->id, true);
   run->runsc_started = false;
   boxer_runfiles_teardown (&run->files);
@@ -170,319 +169,6 @@ run_claim (struct run *run, const char *id, struct boxer_error **err)
   if (mkdir (run->bundle, 0700) < 0)
     return boxer_error_errno (err, errno, "mkdir '%s'", run->bundle);
   return 0;
-}
-
-static void
-kill_sandbox (void *data, int attempt)
-{
-  struct run *run = data;
-  cleanup_free char *cg = cgroup_name (run->ex, run->id);
-
-  /* First ask runsc, which knows the sandbox; if that does not end it,
-     kill every process in its cgroups, then runsc run's whole session.  */
-  if (attempt == 0)
-    boxer_runsc_kill (&run->ex->runsc, run->id, NULL);
-  else if (!run->ex->cfg->ignore_cgroups && attempt == 1)
-    boxer_cgroup_kill (cg);
-  else
-    boxer_runsc_delete (&run->ex->runsc, run->id, NULL);
-}
-
-static int
-write_spec (struct run *run, const struct boxer_run_request *req, const struct boxer_image *image,
-            struct boxer_error **err)
-{
-  cleanup_strv char **args = NULL;
-  cleanup_strv char **env = NULL;
-  cleanup_free char *spec = NULL;
-  cleanup_free char *path = NULL;
-  const char *cwd = req->workdir ? req->workdir : image->workdir && *image->workdir ? image->workdir : "/";
-  struct boxer_spec_input in = {
-    .rootfs = image->rootfs,
-    .cwd = cwd,
-    .hostname = "boxer",
-    .cgroups_path = run->cgroup ? boxer_cgroup_path (run->cgroup) : NULL,
-    .limits = &req->limits,
-    .netns_path = run->net.netns_path,
-    .host_network = run->net.mode == BOXER_NETWORK_HOST,
-  };
-  const struct boxer_spec_bind name_files[] = {
-    { run->net.resolv_conf, "/etc/resolv.conf", false },
-    { run->net.hosts, "/etc/hosts", false },
-  };
-
-  /* A run with a network gets Boxer's resolver list and a hosts file
-     naming itself, whatever the image has.  */
-  if (run->net.resolv_conf)
-    {
-      in.binds = name_files;
-      in.n_binds = sizeof name_files / sizeof name_files[0];
-    }
-  /* Then the uploads and /output.  */
-  cleanup_free struct boxer_spec_bind *all_binds
-    = boxer_runfiles_binds (&run->files, req, in.binds, in.n_binds, &in.n_binds);
-  in.binds = all_binds;
-  if (boxer_spec_resolve_args (req->cmd, image->entrypoint, image->cmd, &args, err) < 0)
-    return -1;
-  env = boxer_spec_merge_env (image->env, req->env);
-  in.args = args;
-  in.env = env;
-  if (boxer_spec_build (&in, &spec, err) < 0)
-    return -1;
-  path = xasprintf ("%s/config.json", run->bundle);
-  return boxer_write_file_atomic (path, spec, strlen (spec), 0600, err);
-}
-
-/* Turn runsc's failure to start the program into the answer a shell
-   would give (127: not found, 126: cannot execute), which the client can
-   act on; anything else is Boxer's problem.  */
-static int
-classify_runsc_failure (const char *msg, const char *argv0, struct boxer_run_result *out,
-                        struct boxer_error **err)
-{
-  const char *why = NULL;
-
-  /* "failed to load /x: ..." for a path, "error finding executable "x" in
-     PATH [...]: ..." for a bare name.  */
-  if (strstr (msg, "failed to load") || strstr (msg, "creating process")
-      || strstr (msg, "error finding executable"))
-    {
-      if (strstr (msg, "no such file or directory"))
-        {
-          out->exit_code = 127;
-          why = "not found in the image";
-        }
-      else if (strstr (msg, "permission denied") || strstr (msg, "exec format error"))
-        {
-          out->exit_code = 126;
-          why = "cannot be executed";
-        }
-    }
-  if (why == NULL)
-    return boxer_error_make (err, BOXER_ERR_INTERNAL, "runsc failed: %s", msg);
-
-  free (out->stderr_data);
-  out->stderr_data = xasprintf ("boxer: '%s': %s\n", argv0, why);
-  out->stderr_len = strlen (out->stderr_data);
-  out->stderr_truncated = false;
-  return 0;
-}
-
-static int
-open_stdio (const struct boxer_run_request *req, int child[3], int parent[3],
-            struct boxer_error **err)
-{
-  int p[2];
-
-  for (int i = 0; i < 3; i++)
-    child[i] = parent[i] = -1;
-  if (req->stdin_len > 0)
-    {
-      if (pipe2 (p, O_CLOEXEC) < 0)
-        return boxer_error_errno (err, errno, "pipe");
-      child[0] = p[0];
-      parent[0] = p[1];
-    }
-  else if ((child[0] = open ("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
-    return boxer_error_errno (err, errno, "open /dev/null");
-  for (int i = 1; i < 3; i++)
-    {
-      if (pipe2 (p, O_CLOEXEC) < 0)
-        return boxer_error_errno (err, errno, "pipe");
-      parent[i] = p[0];
-      child[i] = p[1];
-    }
-  return 0;
-}
-
-static void
-close_all (int fds[3])
-{
-  for (int i = 0; i < 3; i++)
-    if (fds[i] >= 0)
-      {
-        close (fds[i]);
-        fds[i] = -1;
-      }
-}
-
-static int
-execute (struct run *run, const struct boxer_run_job *job, struct boxer_run_result *out,
-         struct boxer_error **err)
-{
-  const struct boxer_run_request *req = job->req;
-  struct boxer_executor *ex = run->ex;
-  cleanup_free char *log_path = xasprintf ("%s/runsc.log", run->bundle);
-  int child[3], parent[3];
-  struct boxer_capture cap = { 0 };
-  long long t0;
-  int r;
-
-  if (open_stdio (req, child, parent, err) < 0)
-    {
-      close_all (child);
-      close_all (parent);
-      return -1;
-    }
-
-  t0 = boxer_now_ms ();
-  out->started_at = time (NULL);
-  r = boxer_runsc_spawn_run (&ex->runsc, run->bundle, run->id,
-                             boxer_network_runsc_mode (run->net.mode), log_path, child[0],
-                             child[1], child[2], &cap.pid, err);
-  close_all (child);
-  if (r < 0)
-    {
-      close_all (parent);
-      return -1;
-    }
-  run->runsc_started = true;
-
-  cap.stdin_fd = parent[0];
-  cap.stdout_fd = parent[1];
-  cap.stderr_fd = parent[2];
-  cap.stdin_data = req->stdin_data;
-  cap.stdin_len = req->stdin_len;
-  cap.deadline_ms = t0 + req->limits.wall_clock_secs * 1000;
-  cap.kill_cb = kill_sandbox;
-  cap.kill_data = run;
-  cap.cancel_fd = job->cancel_fd;
-  if (job->sink)
-    {
-      cap.on_output = job->sink->output;
-      cap.output_data = job->sink->data;
-      if (job->sink->started (job->sink->data) < 0)
-        {
-          /* Nobody waits for it: the capture kills it at once.  */
-          cap.cancelled = true;
-          cap.deadline_ms = t0;
-        }
-    }
-  boxer_buf_init (&cap.out, ex->cfg->output_limit_bytes);
-  boxer_buf_init (&cap.err, ex->cfg->output_limit_bytes);
-  r = boxer_capture_run (&cap, err);
-  out->wall_ms = boxer_now_ms () - t0;
-  out->finished_at = time (NULL);
-  if (r < 0)
-    {
-      boxer_buf_release (&cap.out);
-      boxer_buf_release (&cap.err);
-      return -1;
-    }
-
-  if (cap.cancelled)
-    {
-      boxer_buf_release (&cap.out);
-      boxer_buf_release (&cap.err);
-      return boxer_error_make (err, BOXER_ERR_RUNTIME, "cancelled: the worker went away");
-    }
-  out->timed_out = cap.timed_out;
-  out->stdout_truncated = cap.out.truncated;
-  out->stderr_truncated = cap.err.truncated;
-  out->stdout_data = boxer_buf_steal (&cap.out, &out->stdout_len);
-  out->stderr_data = boxer_buf_steal (&cap.err, &out->stderr_len);
-
-  if (WIFEXITED (cap.status))
-    out->exit_code = WEXITSTATUS (cap.status);
-  else
-    out->exit_code = 128 + WTERMSIG (cap.status);
-  /* runsc run reports the program's death by signal N as 128 + N.  */
-  if (out->exit_code > 128 && out->exit_code <= 128 + 64)
-    out->signal = out->exit_code - 128;
-  run->runsc_clean = !out->timed_out && WIFEXITED (cap.status);
-
-  if (out->timed_out)
-    {
-      /* Whatever runsc made of the kill, the program died of SIGKILL.  */
-      out->exit_code = 128 + SIGKILL;
-      out->signal = SIGKILL;
-    }
-  else if (out->exit_code == 128)
-    {
-      cleanup_free char *msg = boxer_runsc_log_error (log_path);
-      if (msg)
-        {
-          run->runsc_clean = false;
-          return classify_runsc_failure (msg, req->cmd ? req->cmd[0] : "entrypoint", out, err);
-        }
-    }
-  return 0;
-}
-
-int
-boxer_executor_run (struct boxer_executor *ex, const struct boxer_run_job *job,
-                    struct boxer_run_result *out, int *output_fd, struct boxer_error **err)
-{
-  const struct boxer_run_request *req = job->req;
-  const struct boxer_image *image = job->image;
-  struct run run = { .ex = ex, .lock_fd = -1 };
-  long long t0 = boxer_now_ms (), t_end;
-  int r = -1;
-
-  memset (out, 0, sizeof *out);
-  out->memory_peak_bytes = -1;
-  *output_fd = -1;
-
-  if (run_claim (&run, job->id, err) < 0)
-    goto done;
-  if (boxer_runfiles_setup (&run.files, ex->cfg, run.bundle, image->rootfs, req, err) < 0)
-    goto done;
-  if (!ex->cfg->ignore_cgroups)
-    {
-      cleanup_free char *cg = cgroup_name (ex, run.id);
-      if (boxer_cgroup_create (&run.cgroup, cg, &req->limits, err) < 0)
-        goto done;
-    }
-  if (boxer_network_setup (ex->net, req->network, run.id, -1, run.bundle, &run.net, err) < 0)
-    goto done;
-  if (write_spec (&run, req, image, err) < 0)
-    goto done;
-  out->setup_ms = boxer_now_ms () - t0;
-  if (execute (&run, job, out, err) < 0)
-    {
-      struct boxer_cgroup_stats stats;
-      /* runsc could not start the sandbox because the memory limit killed
-         it first (a few MiB): the run ran out of memory, which is its
-         result, not the service's failure.  */
-      if ((*err)->category != BOXER_ERR_INTERNAL || run.cgroup == NULL
-          || boxer_cgroup_read_stats (run.cgroup, &stats, NULL) < 0 || !stats.oom_killed)
-        goto done;
-      boxer_log_info ("run %s: its sandbox ran out of memory as it started: %s", run.id,
-                      (*err)->msg);
-      boxer_error_release (err);
-      boxer_run_result_release (out);
-      out->memory_peak_bytes = -1;
-      out->exit_code = 128 + SIGKILL;
-      out->signal = SIGKILL;
-      out->finished_at = time (NULL);
-      if (out->started_at == 0)
-        out->started_at = out->finished_at;
-    }
-
-  if (run.cgroup)
-    {
-      struct boxer_cgroup_stats stats;
-      if (boxer_cgroup_read_stats (run.cgroup, &stats, err) < 0)
-        goto done;
-      out->oom_killed = stats.oom_killed;
-      out->memory_peak_bytes = stats.memory_peak_bytes;
-    }
-  if (boxer_runfiles_open_output (&run.files, output_fd, err) < 0)
-    goto done;
-  memcpy (out->id, run.id, sizeof run.id);
-  out->image = xstrdup (req->image);
-  out->image_digest = xstrdup (image->digest);
-  r = 0;
-
-done:
-  /* Unmounts /output lazily: *output_fd keeps what the run wrote.  */
-  t_end = boxer_now_ms ();
-  run_teardown (&run);
-  if (r < 0)
-    boxer_run_result_release (out);
-  else
-    out->teardown_ms = boxer_now_ms () - t_end;
-  return r;
 }
 
 static int
@@ -752,8 +438,8 @@ boxer_executor_warm_close (struct boxer_warm_sandbox *sb)
 
 int
 boxer_executor_warm_claim (struct boxer_executor *ex, const char *digest,
-                           enum boxer_network network, struct boxer_warm_sandbox *sb,
-                           struct boxer_error **err)
+                           enum boxer_network network, const char *run_id,
+                           struct boxer_warm_sandbox *sb, struct boxer_error **err)
 {
   struct run run = { .ex = ex, .lock_fd = -1 };
   char id[sizeof RUN_ID_PREFIX + RUN_ID_HEX];
@@ -764,7 +450,8 @@ boxer_executor_warm_claim (struct boxer_executor *ex, const char *digest,
   sb->lease = -1;
   if (strlen (digest) >= sizeof sb->digest)
     return boxer_error_make (err, BOXER_ERR_INTERNAL, "a digest too long");
-  if (boxer_random_id (id, RUN_ID_PREFIX, RUN_ID_HEX, err) < 0 || run_claim (&run, id, err) < 0)
+  if ((run_id == NULL && boxer_random_id (id, RUN_ID_PREFIX, RUN_ID_HEX, err) < 0)
+      || run_claim (&run, run_id ? run_id : id, err) < 0)
     {
       run_teardown (&run);
       return -1;
@@ -906,7 +593,7 @@ read_ready (int fd, struct boxer_error **err)
 
 int
 boxer_executor_warm_boot (struct boxer_executor *ex, struct boxer_warm_sandbox *sb,
-                          struct boxer_error **err)
+                          const struct boxer_limits *limits, struct boxer_error **err)
 {
   const struct boxer_config *cfg = ex->cfg;
   cleanup_free char *rootfs = xasprintf ("%s/images/rootfs/%s/rootfs", cfg->home, sb->digest + 7);
@@ -916,7 +603,7 @@ boxer_executor_warm_boot (struct boxer_executor *ex, struct boxer_warm_sandbox *
   cleanup_free char *init_log = NULL;
   cleanup_free struct boxer_spec_bind *binds = NULL;
   cleanup_close int log_fd = -1;
-  struct boxer_run_request none = { .limits = cfg->max_limits };
+  struct boxer_run_request none = { .limits = limits ? *limits : cfg->max_limits };
   char *const env[] = { (char *) "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                         NULL };
   char *const args[] = { (char *) BOXER_INIT_MOUNT, NULL };
@@ -938,7 +625,7 @@ boxer_executor_warm_boot (struct boxer_executor *ex, struct boxer_warm_sandbox *
       cleanup_free char *cg = cgroup_name (ex, sb->id);
       boxer_cgroup_destroy (run.cgroup, NULL);
       run.cgroup = NULL;
-      if (boxer_cgroup_create (&run.cgroup, cg, &cfg->max_limits, err) < 0)
+      if (boxer_cgroup_create (&run.cgroup, cg, &none.limits, err) < 0)
         goto done;
     }
   boxer_runfiles_teardown (&run.files);
@@ -957,7 +644,7 @@ boxer_executor_warm_boot (struct boxer_executor *ex, struct boxer_warm_sandbox *
       .cwd = "/",
       .hostname = "boxer",
       .cgroups_path = run.cgroup ? boxer_cgroup_path (run.cgroup) : NULL,
-      .limits = &cfg->max_limits,
+      .limits = &none.limits,
       .init_path = init_path (ex),
       .netns_path = run.net.netns_path,
       .host_network = run.net.mode == BOXER_NETWORK_HOST,
@@ -997,6 +684,10 @@ boxer_executor_warm_boot (struct boxer_executor *ex, struct boxer_warm_sandbox *
 done:
   if (r < 0)
     {
+      struct boxer_cgroup_stats stats;
+      /* A few MiB too few for gVisor itself: the host killed it.  */
+      sb->boot_oom = run.cgroup && boxer_cgroup_read_stats (run.cgroup, &stats, NULL) == 0
+                     && stats.oom_killed;
       /* All of it, the claim too: its owner only closes what it holds.  */
       run_teardown (&run);
       boxer_executor_warm_close (sb);
@@ -1352,8 +1043,9 @@ boxer_executor_run_batch (struct boxer_executor *ex, const struct boxer_batch_jo
   if (!warm)
     {
       long long t0 = boxer_now_ms ();
-      if (boxer_executor_warm_claim (ex, job->image->digest, batch->req.network, sb, err) < 0
-          || boxer_executor_warm_boot (ex, sb, err) < 0)
+      if (boxer_executor_warm_claim (ex, job->image->digest, batch->req.network, NULL, sb, err)
+              < 0
+          || boxer_executor_warm_boot (ex, sb, &batch->req.limits, err) < 0)
         return -1;
       *boot_ms = boxer_now_ms () - t0;
     }

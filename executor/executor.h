@@ -106,8 +106,8 @@ struct boxer_run_result
   size_t stderr_len;
   bool stderr_truncated;
   int64_t wall_ms;
-  int64_t setup_ms;             /* before the sandbox started: files, cgroup, network, spec */
-  int64_t teardown_ms;          /* after: sandbox, cgroup, network and bundle removed */
+  int64_t setup_ms;             /* in the booted sandbox, before the program: limits, uploads */
+  int64_t teardown_ms;          /* after: the sandbox killed (and, the caller's, removed) */
   int64_t memory_peak_bytes;    /* -1 when unknown */
   long long started_at;         /* unix seconds */
   long long finished_at;
@@ -135,8 +135,6 @@ const char *boxer_executor_cgroup_runs_dir (const struct boxer_executor *ex);
 /* Whether runsc still answers; fills *err with the reason when not.  */
 int boxer_executor_check (struct boxer_executor *ex, struct boxer_error **err);
 
-/* One run as the executor gets it: the request, already checked; the
-   image, resolved and held by the worker; the run id the worker chose.  */
 /* Where a streamed run's output goes while it runs.  Either hook
    returning -1 means nobody reads any more: the run is cancelled.  */
 struct boxer_run_sink
@@ -150,6 +148,8 @@ struct boxer_run_sink
   void *data;
 };
 
+/* One run as the executor gets it: the request, already checked; the
+   image, resolved and held by the worker; the run id the worker chose.  */
 struct boxer_run_job
 {
   const char *id;                       /* "r_" + 32 hex */
@@ -158,15 +158,6 @@ struct boxer_run_job
   int cancel_fd;                        /* readable or hung up: stop the run; -1: none */
   const struct boxer_run_sink *sink;    /* NULL: not streamed */
 };
-
-/* Run one job.  A run that completes, whatever its exit code, timeout or
-   OOM, returns 0 with the result (out->outputs left empty) and, in
-   *output_fd, a descriptor of its /output (or -1), for the caller to read
-   and close; only a run that could not be started, or was cancelled
-   (BOXER_ERR_RUNTIME), is an error.  */
-int boxer_executor_run (struct boxer_executor *ex, const struct boxer_run_job *job,
-                        struct boxer_run_result *out, int *output_fd,
-                        struct boxer_error **err);
 
 /* A batch as the executor gets it, checked like a run job.  */
 struct boxer_batch_job
@@ -197,21 +188,23 @@ struct boxer_warm_sandbox
   int lock_fd;                  /* held (in any process) while the sandbox lives */
   int to_init, from_init;       /* our ends of boxer-init's stdin and stdout */
   int init_in, init_out;        /* boxer-init's ends: the boot gives them to runsc */
+  bool boot_oom;                /* its boot failed: its memory limit killed it as it started */
 };
 
-/* Claim an id, lease an address for network "sandbox" and make the
-   pipes; quick, for the service's main loop.  digest names a stored
-   image.  */
+/* Claim an id (run_id, a run's own, or NULL for a new one), lease an
+   address for network "sandbox" and make the pipes; quick, for the
+   service's main loop.  digest names a stored image.  */
 int boxer_executor_warm_claim (struct boxer_executor *ex, const char *digest,
-                               enum boxer_network network, struct boxer_warm_sandbox *sb,
-                               struct boxer_error **err);
+                               enum boxer_network network, const char *run_id,
+                               struct boxer_warm_sandbox *sb, struct boxer_error **err);
 /* Boot it (in a process of its own: it takes a sandbox's boot): cgroup at
-   the service's max_limits, /output, its network (namespace, veth and
-   firewall element, resolv.conf and hosts, as a cold run's), runsc
+   limits (NULL: the service's max_limits), /output, its network
+   (namespace, veth and firewall element, resolv.conf and hosts), runsc
    run --detach, boxer-init's READY.  On failure all of it is undone,
-   the claim too.  */
+   the claim too, and sb->boot_oom says whether the memory limit was
+   why.  */
 int boxer_executor_warm_boot (struct boxer_executor *ex, struct boxer_warm_sandbox *sb,
-                              struct boxer_error **err);
+                              const struct boxer_limits *limits, struct boxer_error **err);
 /* Close this process's descriptors of the sandbox, leaving it alive for
    the process that owns it.  */
 void boxer_executor_warm_close (struct boxer_warm_sandbox *sb);
@@ -222,10 +215,14 @@ void boxer_executor_warm_destroy (struct boxer_executor *ex, struct boxer_warm_s
 bool boxer_executor_warm_fits (const struct boxer_warm_sandbox *sb,
                                const struct boxer_run_request *req,
                                const struct boxer_image *image);
-/* Run one job in sb (which must fit), as boxer_executor_run () does.  On
-   success every process of sb is dead and the caller destroys it
-   (boxer_executor_warm_destroy ()) once the result is answered; on
-   failure it is destroyed already.  A sandbox serves one run.  */
+/* Run one job in sb (which must fit): every run does, in a pool's
+   sandbox or in one booted for it.  A run that completes, whatever its
+   exit code, timeout or OOM, returns 0 with the result (out->outputs
+   left empty) and, in *output_fd, a descriptor of its /output (or -1),
+   for the caller to read and close; every process of sb is dead then,
+   and the caller destroys it (boxer_executor_warm_destroy ()).  Only a
+   run that could not be started, or was cancelled (BOXER_ERR_RUNTIME),
+   is an error, and sb is destroyed already.  A sandbox serves one run.  */
 int boxer_executor_run_warm (struct boxer_executor *ex, const struct boxer_run_job *job,
                              struct boxer_warm_sandbox *sb, struct boxer_run_result *out,
                              int *output_fd, struct boxer_error **err);

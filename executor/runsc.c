@@ -296,38 +296,6 @@ boxer_runsc_release (struct boxer_runsc *rs)
 }
 
 int
-boxer_runsc_spawn_run (const struct boxer_runsc *rs, const char *bundle, const char *id,
-                       const char *network, const char *log_path, int stdin_fd, int stdout_fd,
-                       int stderr_fd, pid_t *pid_out, struct boxer_error **err)
-{
-  cleanup_free char *root_flag = xasprintf ("--root=%s", rs->root);
-  cleanup_free char *platform_flag = xasprintf ("--platform=%s", rs->platform);
-  cleanup_free char *log_flag = xasprintf ("--log=%s", log_path);
-  cleanup_free char *network_flag = xasprintf ("--network=%s", network);
-  char *argv[16];
-  int n = 0;
-
-  argv[n++] = rs->path;
-  argv[n++] = root_flag;
-  argv[n++] = platform_flag;
-  argv[n++] = network_flag;
-  /* Each run writes into a private in-memory layer over the shared,
-     never-modified image rootfs.  */
-  argv[n++] = (char *) "--overlay2=root:memory";
-  argv[n++] = log_flag;
-  argv[n++] = (char *) "--log-format=json";
-  if (rs->ignore_cgroups)
-    argv[n++] = (char *) "--ignore-cgroups";
-  argv[n++] = (char *) "run";
-  argv[n++] = (char *) "--bundle";
-  argv[n++] = (char *) bundle;
-  argv[n++] = (char *) id;
-  argv[n] = NULL;
-
-  return spawn (argv, stdin_fd, stdout_fd, stderr_fd, pid_out, err);
-}
-
-int
 boxer_runsc_run_detached (const struct boxer_runsc *rs, const char *bundle, const char *id,
                           const char *network, const char *log_path, int stdin_fd,
                           int stdout_fd, int stderr_fd, struct boxer_error **err)
@@ -345,6 +313,8 @@ boxer_runsc_run_detached (const struct boxer_runsc *rs, const char *bundle, cons
   argv[n++] = root_flag;
   argv[n++] = platform_flag;
   argv[n++] = network_flag;
+  /* Each sandbox writes into a private in-memory layer over the shared,
+     never-modified image rootfs.  */
   argv[n++] = (char *) "--overlay2=root:memory";
   argv[n++] = log_flag;
   argv[n++] = (char *) "--log-format=json";

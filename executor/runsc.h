@@ -34,18 +34,12 @@ void boxer_runsc_release (struct boxer_runsc *rs);
    pseudo-version "v0.0.0-20260905035102-160fafc42237".  0 if none.  */
 long boxer_runsc_parse_version_date (const char *version);
 
-/* Start `runsc run` for bundle as container id in a new session, with
-   --network=network ("none", "sandbox" or "host"), stdio on the given fds
-   and runsc's own log at log_path.  */
-int boxer_runsc_spawn_run (const struct boxer_runsc *rs, const char *bundle, const char *id,
-                           const char *network, const char *log_path, int stdin_fd,
-                           int stdout_fd, int stderr_fd, pid_t *pid_out,
-                           struct boxer_error **err);
-
 /* `runsc run --detach` of bundle as container id, waited for (bounded):
    the sandbox boots and its first process starts with the given fds as
    stdio, and runsc returns, leaving it running.  One runsc process where
-   `create` and `start` are two: about 20 ms less on the test machine.  */
+   `create` and `start` are two: about 20 ms less on the test machine.
+   network: "none", "sandbox" or "host"; runsc's own log goes to
+   log_path.  */
 int boxer_runsc_run_detached (const struct boxer_runsc *rs, const char *bundle, const char *id,
                               const char *network, const char *log_path, int stdin_fd,
                               int stdout_fd, int stderr_fd, struct boxer_error **err);
@@ -60,7 +54,7 @@ int boxer_runsc_delete (const struct boxer_runsc *rs, const char *id, struct box
    can start any more (service shutdown).  */
 int boxer_runsc_cleanup_root (const struct boxer_runsc *rs, struct boxer_error **err);
 
-/* Scan runsc's JSON log for the error that made `runsc run` fail; NULL if
+/* Scan runsc's JSON log for the error that made runsc fail; NULL if
    none.  Caller frees.  */
 char *boxer_runsc_log_error (const char *log_path);
 

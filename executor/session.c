@@ -125,12 +125,12 @@ create (struct keeper *k, int conn, const char *digest, struct boxer_error **err
   k->image = (struct boxer_image) { .reference = k->req.req.image, .digest = k->pimg.digest,
                                     .env = k->pimg.env, .entrypoint = k->pimg.entrypoint,
                                     .cmd = k->pimg.cmd, .workdir = k->pimg.workdir };
-  if (boxer_executor_warm_claim (k->ex, digest, k->req.req.network, &k->sb, err) < 0)
+  if (boxer_executor_warm_claim (k->ex, digest, k->req.req.network, NULL, &k->sb, err) < 0)
     return -1;
   k->claimed = true;
   {
     long long t0 = boxer_now_ms ();
-    if (boxer_executor_warm_boot (k->ex, &k->sb, err) < 0)
+    if (boxer_executor_warm_boot (k->ex, &k->sb, &k->req.req.limits, err) < 0)
       return -1;
     /* Booted on the request path, like a batch's sandbox.  */
     boxer_run_report_send (k->report_fd, &(struct boxer_run_report) {

@@ -211,7 +211,7 @@ boot_one (struct boxer_warm *w, struct pool *p)
   struct slot *s = &p->slots[p->nslots];
   pid_t pid;
 
-  if (boxer_executor_warm_claim (w->ex, p->digest, p->network, &s->sb, &err) < 0)
+  if (boxer_executor_warm_claim (w->ex, p->digest, p->network, NULL, &s->sb, &err) < 0)
     {
       boxer_log_error ("warm pool %s: %s", p->reference, err->msg);
       p->retry_at_ms = boxer_now_ms () + BACKOFF_MAX_MS;
@@ -224,7 +224,7 @@ boot_one (struct boxer_warm *w, struct pool *p)
       int r;
       s->sb.lock_fd = s->sb.to_init = s->sb.from_init = s->sb.init_in = s->sb.init_out = -1;
       child_setup (w);
-      r = boxer_executor_warm_boot (w->ex, &mine, &err);
+      r = boxer_executor_warm_boot (w->ex, &mine, NULL, &err);
       if (r < 0)
         boxer_log_error ("warm pool %s: boot: %s", p->reference, err->msg);
       boxer_executor_warm_close (&mine);

@@ -187,6 +187,10 @@ def test_hostile_messages(api):
         for s in idle:
             s.close()
     assert api.run(**sh("echo still"))["stdout"] == "still\n"
+    # Its run child ends once the sandbox is gone, after the answer.
+    deadline = time.monotonic() + 15
+    while api.run_processes() and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert api.run_processes() == []
 
 
@@ -255,7 +259,7 @@ def test_client_gone_cancels_run(api):
     t = threading.Thread(target=raw_post_and_leave, args=(api, sh("sleep 60"), 2))
     t.start()
     deadline = time.monotonic() + 10
-    while not any(children(p) for p in api.run_processes()):
+    while not api.run_processes() or not api.sandboxes():
         assert time.monotonic() < deadline, "the run never started"
         time.sleep(0.1)
     t.join()
@@ -301,13 +305,6 @@ def status_fields(pid):
     return fields
 
 
-def cmdline(pid):
-    try:
-        return open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace").split("\0")[0]
-    except OSError:     # gone meanwhile: runsc's helpers come and go
-        return ""
-
-
 def uid(pid):
     try:
         return status_fields(pid)["Uid"][0]
@@ -322,6 +319,20 @@ def tree(pid):
     return out
 
 
+def runsc_processes(stack):
+    """runsc's processes for this stack's sandboxes, wherever they hang:
+    a sandbox outlives the `runsc run --detach` that booted it."""
+    flag = f"--root={stack.runsc_root}".encode()
+    found = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and flag in (d / "cmdline").read_bytes().split(b"\0"):
+                found.append(int(d.name))
+        except OSError:
+            pass
+    return found
+
+
 def test_process_table(api):
     """What SECURITY.md says of the running stack, checked on it while a
     run is in progress: the executor and runsc are the only root
@@ -333,13 +344,13 @@ def test_process_table(api):
     t.start()
     try:
         deadline = time.monotonic() + 10
-        while not any(children(p) for p in api.run_processes()):
+        while not api.run_processes() or not api.sandboxes():
             assert time.monotonic() < deadline, "the run never started"
             time.sleep(0.1)
         executor = tree(api.executor_pid())
-        runsc = [p for p in executor if "runsc" in cmdline(p)]
-        assert runsc, "no runsc process under the executor"
-        for pid in executor:
+        runsc = runsc_processes(api)
+        assert runsc, "no runsc process for the run"
+        for pid in executor + runsc:
             assert uid(pid) in ("0", None), pid
 
         fcgi = tree(api.master_pid())
@@ -358,10 +369,11 @@ def test_process_table(api):
         for pid in workers:
             assert status_fields(pid)["Uid"] == [str(www.pw_uid)] * 4, pid
 
-        # Every root process of the stack is the executor's, or nginx's
-        # master (which only reads its config and binds the port).
-        stack = set(executor) | set(fcgi) | set(workers) | {nginx_master}
+        # Every root process of the stack is the executor's, runsc's, or
+        # nginx's master (which only reads its config and binds the port).
+        ours = set(executor) | set(runsc)
+        stack = ours | set(fcgi) | set(workers) | {nginx_master}
         root = {p for p in stack if uid(p) == "0"}
-        assert root <= set(executor) | {nginx_master}, root - set(executor)
+        assert root <= ours | {nginx_master}, root - ours
     finally:
         t.join(timeout=30)

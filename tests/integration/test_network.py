@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (BUILD, BUSYBOX, PYTHON, Stack, check_prerequisites, children, need,
+from conftest import (BUILD, BUSYBOX, PYTHON, Stack, check_prerequisites, need,
                       wait_no_leftovers)
 
 BASE = int(os.environ.get("BOXER_TEST_PORT", "18080"))
@@ -478,8 +478,8 @@ def test_killed_worker_network_swept(api):
             (Path(api.home) / "netns").iterdir()):
         assert time.monotonic() < deadline, "the run set up no network"
         time.sleep(0.1)
-    while not any(children(p) for p in api.run_processes()):
-        assert time.monotonic() < deadline, "the executor started no runsc"
+    while not api.sandboxes():
+        assert time.monotonic() < deadline, "the executor started no sandbox"
         time.sleep(0.1)
     time.sleep(0.5)
     for pid in before:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUSYBOX, PYTHON, SERVER_SECRET, WARM, children, settled
+from conftest import BUSYBOX, PYTHON, SERVER_SECRET, WARM, settled
 
 
 def sh(script, **kw):
@@ -214,11 +214,11 @@ def test_worker_killed_mid_run(api):
 
     t = threading.Thread(target=long_run)
     t.start()
-    # The run is going once the executor's run process has runsc under it
-    # (in a warm sandbox: once it took one, with boxer-init starting it).
+    # The run is going once its sandbox is up (in a warm sandbox: once the
+    # executor's run process took one, with boxer-init starting it).
     deadline = time.monotonic() + 10
-    while not any(WARM or children(p) for p in api.run_processes()):
-        assert time.monotonic() < deadline, "the executor started no runsc"
+    while not api.run_processes() or not (WARM or api.sandboxes()):
+        assert time.monotonic() < deadline, "the executor started no sandbox"
         time.sleep(0.1)
     time.sleep(1.0 if WARM else 0.5)
     # Every worker: the one waiting for the run is among them.

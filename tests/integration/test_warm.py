@@ -146,13 +146,20 @@ def test_tag_moved_drains_the_pool(stacks):
     assert warm_runs(s) == before + 1
 
 
-def test_broken_init_falls_back_to_cold(stacks):
+def test_broken_init_fails_runs_clearly(stacks):
+    """Every sandbox starts with boxer-init: a server whose init_path is
+    not one answers each run with a server error whose log line names
+    boxer-init, and the pool's boots back off; nothing of either stays."""
     s = stacks(43, {**warm_config(BUSYBOX), "init_path": "/bin/true"})
     for _ in range(3):
-        r = s.run(image=BUSYBOX, cmd=["echo", "cold"])
-        assert r["stdout"] == "cold\n"
+        status, body, _, raw = s.request("POST", "/run", {"image": BUSYBOX, "cmd": ["true"]})
+        assert status == 500 and body["error"]["code"] == "internal", raw[:300]
+        # The client hears of a server error; its log, of what to fix.
+        request_id = body["error"]["message"].rsplit(" ", 1)[1]
+        logs = "".join(p.read_text(errors="replace") for p in s.prefix.glob("*.log"))
+        assert any(request_id in line and "error:" in line and "boxer-init" in line
+                   for line in logs.splitlines()), (request_id, logs[-3000:])
         time.sleep(0.5)
-    # Boots fail (backing off), so nothing is ever ready and nothing stays.
     assert pools(s)[0]["ready"] == 0
     assert warm_runs(s) == 0
     assert not bundles_digests(s)
@@ -213,10 +220,11 @@ def test_batch_takes_a_warm_sandbox(stacks):
     then finds the marker no earlier run left, and every run its own uid),
     the pool refills, and a batch killed with its executor leaves nothing."""
     s = stacks(46, warm_config(PYTHON))
-    # A cold run boots inside its run phase: no boot of its own.
+    # The image's first run starts its pool, so it boots a sandbox itself.
     s.run(image=PYTHON, cmd=["true"])
     wait_warm(s)
-    assert boots(s) == (0, 0, 2)
+    cold_count, cold_took, pool_boots = boots(s)
+    assert (cold_count, pool_boots) == (1, 2) and cold_took > 0.05
     before = warm_runs(s)
     runs_ok = metric(s, 'boxer_runs_total{outcome="ok"}')
     status, b, _, raw = s.request("POST", "/batch", {
@@ -234,14 +242,14 @@ def test_batch_takes_a_warm_sandbox(stacks):
     assert metric(s, 'boxer_runs_total{outcome="ok"}') == runs_ok + 4
     assert metric(s, 'boxer_runs_total{outcome="exit_nonzero"}') == 1
     count, took, pool_boots = boots(s)
-    assert (count, pool_boots) == (1, 3) and took < 0.05
+    assert (count, pool_boots) == (2, 3) and took - cold_took < 0.05
     assert metric(s, "boxer_warm_boot_seconds_sum") > 0.05 * 3
     # A batch of an image without a pool boots its sandbox on its path.
     status, b, _, raw = s.request("POST", "/batch", {"image": BUSYBOX,
                                                      "runs": [{"cmd": ["true"]}]})
     assert status == 200 and b["results"][0]["exit_code"] == 0, raw
     count, booted, _ = boots(s)
-    assert count == 2 and booted - took > 0.05
+    assert count == 3 and booted - took > 0.05
 
     # The executor dies mid-batch: its next server sweeps the sandbox.
     done = {}
