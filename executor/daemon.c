@@ -501,10 +501,9 @@ child_run (struct daemon *d, int fd, struct boxer_warm_sandbox *sb, long long ta
         sb = NULL;      /* destroyed with the failure */
       if (r == 0 && sb == &own)
         {
-          /* A sandbox of its own goes before the answer, as runsc run's
-             did: a client that has its result may count on its address
-             and its share of the host being free again.  *output_fd
-             keeps what the run wrote.  */
+          /* A sandbox of its own goes before the answer: a client that
+             has its result may count on its address and its share of the
+             host being free again.  *output_fd keeps what the run wrote.  */
           long long t0 = boxer_now_ms ();
           boxer_executor_warm_destroy (d->ex, sb);
           sb = NULL;

@@ -131,7 +131,16 @@ create (struct keeper *k, int conn, const char *digest, struct boxer_error **err
   {
     long long t0 = boxer_now_ms ();
     if (boxer_executor_warm_boot (k->ex, &k->sb, &k->req.req.limits, err) < 0)
-      return -1;
+      {
+        if (!k->sb.boot_oom)
+          return -1;
+        boxer_error_release (err);
+        return boxer_error_make (err, BOXER_ERR_INVALID,
+                                 "limits.memory_mb of %" PRId64 " is too little for the "
+                                 "session's sandbox to boot; ask for more, as the programs "
+                                 "need room too",
+                                 k->req.req.limits.memory_mb);
+      }
     /* Booted on the request path, like a batch's sandbox.  */
     boxer_run_report_send (k->report_fd, &(struct boxer_run_report) {
       .pid = (int32_t) getpid (), .more = 1, .kind = BOXER_REPORT_TIMINGS,
