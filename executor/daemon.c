@@ -499,11 +499,12 @@ child_run (struct daemon *d, int fd, struct boxer_warm_sandbox *sb, long long ta
         r = boxer_executor_run_warm (d->ex, &job, sb, &res, &output_fd, &err);
       if (r < 0)
         sb = NULL;      /* destroyed with the failure */
-      if (r == 0 && sb == &own)
+      if (r == 0 && sb == &own && sb->lease >= 0)
         {
-          /* A sandbox of its own goes before the answer: a client that
-             has its result may count on its address and its share of the
-             host being free again.  *output_fd keeps what the run wrote.  */
+          /* Its processes are dead; the rest of a sandbox goes after the
+             answer, as a warm one's does, but for its network address: a
+             client that has its result may count on that being free for
+             its next run.  *output_fd keeps what the run wrote.  */
           long long t0 = boxer_now_ms ();
           boxer_executor_warm_destroy (d->ex, sb);
           sb = NULL;

@@ -52,13 +52,22 @@ def pools(s):
     return body["warm_pool"]
 
 
-def bundles_digests(s):
-    """The image digest (its rootfs directory) of every warm sandbox."""
-    found = []
-    for cfg in (s.home / "runs" / "active").glob("r_*/config.json"):
-        root = json.loads(cfg.read_text())["root"]["path"]
-        found.append(Path(root).parent.name)
-    return sorted(found)
+def bundles_digests(s, timeout=15):
+    """The image digest (its rootfs directory) of every warm sandbox, once
+    the sandboxes are the pool's ready ones: a cold run's own goes just
+    after its answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = []
+        for cfg in (s.home / "runs" / "active").glob("r_*/config.json"):
+            try:
+                root = json.loads(cfg.read_text())["root"]["path"]
+            except (OSError, ValueError):
+                continue        # removed meanwhile
+            found.append(Path(root).parent.name)
+        if len(found) == sum(p["ready"] for p in pools(s)) or time.monotonic() > deadline:
+            return sorted(found)
+        time.sleep(0.1)
 
 
 @pytest.fixture
