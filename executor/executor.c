@@ -611,6 +611,13 @@ boxer_executor_warm_boot (struct boxer_executor *ex, struct boxer_warm_sandbox *
   struct stat st;
   int r = -1;
 
+  /* The boot is the service's work, not the program's: it gets the CPU a
+     pool's boot gets (a quarter of a core under emulation takes longer
+     than runsc waits), and the run's share applies from its start
+     (boxer_executor_run_warm (), a batch's, a session's).  Memory and
+     processes are the run's from the start: a limit too small for the
+     boot is the run's OOM.  */
+  none.limits.cpu_cores = cfg->max_limits.cpu_cores;
   warm_as_run (ex, sb, &run);
   /* Until it is up, nothing of it is ours to keep.  */
   run.files.output_mounted = false;
