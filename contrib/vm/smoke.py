@@ -136,7 +136,11 @@ def timeout_and_files():
     seen = {}
 
     def watch():
-        # Until the sandbox has joined the run's cgroup.
+        # Until the sandbox has joined the run's cgroup and its program
+        # runs.  Other cgroups are about: the pool's sandboxes, the last
+        # check's run going after its answer, this run's boot (which has
+        # max_limits' CPU until the program starts); the run's is the one
+        # with the limits it asked for, and without them none is taken.
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not seen.get("procs"):
             for d in run_cgroups():
@@ -146,9 +150,12 @@ def timeout_and_files():
                             "memory.oom.group")
                            if (d / f).exists()}
                     now["procs"] = len((d / "cgroup.procs").read_text().split())
-                    seen.update(now)
                 except OSError:
-                    pass
+                    continue
+                if (now["procs"] and now.get("memory.max") == str(200 << 20)
+                        and now.get("cpu.max") == "50000 100000"):
+                    seen.update(now)
+                    break
             time.sleep(0.2)
 
     t = threading.Thread(target=watch)
