@@ -213,6 +213,19 @@ def test_raw_sockets_and_mounts_denied(hostile):
     assert lines[1] == "mount -1 1"        # EPERM
 
 
+def test_no_capabilities_at_all(hostile):
+    # boxer-init holds a few (to write root's files, become the run's
+    # user, mount a batch run's /tmp); the program has none, and none it
+    # could gain by exec (the bounding set, which boxer-init empties).
+    r = hostile.run(**sh("grep ^Cap /proc/self/status; id -u; id -G"))
+    assert r["exit_code"] == 0, r
+    lines = r["stdout"].splitlines()
+    caps = dict(line.split(":\t") for line in lines[:5])
+    assert caps == {k: "0000000000000000"
+                    for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")}, caps
+    assert lines[5:] == ["65534", "65534"]
+
+
 def test_host_invisible(hostile):
     # Paths that certainly exist on this host and that a run would see if
     # the host's filesystem showed through: a marker written now in
