@@ -25,7 +25,8 @@
 # service, is enough for tests/integration/test_apache.py).
 set -eu
 
-# build: compiler, autotools, the libraries the C code links against
+# build: compiler, autotools, the libraries the C code links against,
+#        musl-tools for a smaller boxer-init (configure.ac)
 # run:   nginx + spawn-fcgi in front of the pool; iproute2, nftables and
 #        dnsmasq-base for sandbox networking; skopeo for registry tests;
 #        docker-registry for the quickstart's local registry and the pull
@@ -38,7 +39,7 @@ set -eu
 # api:   chromium for the Swagger UI test and npm for contrib/swagger-ui.sh
 #        (tests/openapi)
 PACKAGES='
-build-essential autoconf automake libtool pkg-config
+build-essential autoconf automake libtool pkg-config musl-tools
 libfcgi-dev libjson-c-dev libarchive-dev libcurl4-openssl-dev
 libnl-3-dev libnl-route-3-dev libcgroup-dev libssl-dev libnftables-dev
 check

@@ -28,7 +28,6 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <linux/capability.h>
 #include <sched.h>
 #include <time.h>
 #include <unistd.h>
@@ -444,7 +443,7 @@ child (const struct boxer_init_start *s, int in, int out, int err)
   if (dup2 (in, 0) < 0 || dup2 (out, 1) < 0 || dup2 (err, 2) < 0)
     _exit (126);
   /* Neither protocol descriptor, nor any other of ours, goes along.  */
-  if (close_range (3, ~0U, 0) < 0)
+  if (syscall (SYS_close_range, 3, ~0U, 0) < 0)
     for (int fd = 3; fd < 1024; fd++)
       close (fd);
   if (s->nproc)
@@ -1051,10 +1050,10 @@ read_commands (void)
 /* Nothing we hold may reach a program, not even through a setuid file
    (noNewPrivileges forbids that too): the bounding set, which our
    children inherit, goes once at our start rather than in each of
-   theirs.  Only what it holds (what /proc says, else everything) is
-   dropped: under gVisor each system call costs tens of microseconds, and
-   there are 41 capabilities.  Ours stay effective: only exec () is
-   bounded by it.  */
+   theirs.  Only what it holds (what /proc says, else every number a
+   capability may have) is dropped: under gVisor each system call costs
+   tens of microseconds.  Ours stay effective: only exec () is bounded by
+   it.  */
 static void
 drop_bounding_set (void)
 {
@@ -1067,7 +1066,7 @@ drop_bounding_set (void)
       break;
   if (f)
     fclose (f);
-  for (int cap = 0; cap <= CAP_LAST_CAP; cap++)
+  for (int cap = 0; cap < 64; cap++)
     if (held & (1ULL << cap))
       prctl (PR_CAPBSET_DROP, cap, 0, 0, 0);
 }
