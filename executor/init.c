@@ -722,20 +722,23 @@ maybe_finish (struct run *r)
 
 /* Every process of uid, wherever it went (another group, a session of
    its own): a child of ours becomes that uid, which may signal exactly
-   those, and signals them all.  It is reaped like any orphan.  */
+   those, and signals them all.  It is reaped like any orphan.  vfork (),
+   as for a program (start ()), and the system calls themselves: it
+   shares our memory until it exits, which is at once.  */
 static void
 kill_uid (uint32_t uid)
 {
-  pid_t pid = fork ();
+  pid_t pid = vfork ();
 
   if (pid == 0)
     {
-      if (setgroups (0, NULL) == 0 && setgid (uid) == 0 && setuid (uid) == 0)
+      if (syscall (SYS_setgroups, 0, NULL) == 0 && syscall (SYS_setresgid, uid, uid, uid) == 0
+          && syscall (SYS_setresuid, uid, uid, uid) == 0)
         kill (-1, SIGKILL);
       _exit (0);
     }
   if (pid < 0)
-    fprintf (stderr, "boxer-init: fork to end uid %u: %s\n", uid, strerror (errno));
+    fprintf (stderr, "boxer-init: vfork to end uid %u: %s\n", uid, strerror (errno));
 }
 
 static void
