@@ -10,8 +10,10 @@ Usage (as root):
 
 --start-stack PORT runs two private nginx + pool stacks with the test images
 (the integration tests' Stack) on PORT+1 and PORT+2 (warm and cold) and
-removes them afterwards.  Warm requests come one at a time with a pause
-between them, as an evaluation's arrivals would, so the pool has refilled.
+removes them afterwards.  Every request, of every mode, comes one at a
+time after a pause, as an evaluation's arrivals would: the pool has
+refilled, and a cold run's sandbox removal (after its answer) is done
+before the next mode's request.
 """
 
 import argparse
@@ -76,7 +78,7 @@ def main():
     ap.add_argument("--start-stack", type=int, required=True, metavar="PORT")
     ap.add_argument("-n", type=int, default=20, help="runs per mode (default 20)")
     ap.add_argument("--pause", type=float, default=0.5,
-                    help="seconds between warm requests (default 0.5)")
+                    help="seconds before each request (default 0.5)")
     args = ap.parse_args()
 
     it = integration()
@@ -108,14 +110,19 @@ def main():
         results = {name: [] for name in names}
         bare = {ref: bare_runner(runsc, images[ref]["rootfs"], images[ref]["env"], PROGRAMS[ref],
                                  work) for ref in (PYTHON, BUSYBOX)}
+        # A pause before each request, as between an evaluation's arrivals:
+        # what the one before left to do after its answer (a cold run's
+        # sandbox removal, the pool's refill) is done, and weighs on no
+        # mode but its own.
         for _ in range(args.n):
-            results["bare runsc run, python"].append(bare[PYTHON]())
-            results["cold POST /run, python"].append(post_run(cold.port, PYTHON))
-            results["bare runsc run, busybox"].append(bare[BUSYBOX]())
-            results["cold POST /run, busybox"].append(post_run(cold.port, BUSYBOX))
-            # A pause, as between an evaluation's arrivals: the pool refills.
-            time.sleep(args.pause)
-            results["warm POST /run, python"].append(post_run(warm.port, PYTHON))
+            for name, measure in (
+                    ("bare runsc run, python", bare[PYTHON]),
+                    ("cold POST /run, python", lambda: post_run(cold.port, PYTHON)),
+                    ("bare runsc run, busybox", bare[BUSYBOX]),
+                    ("cold POST /run, busybox", lambda: post_run(cold.port, BUSYBOX)),
+                    ("warm POST /run, python", lambda: post_run(warm.port, PYTHON))):
+                time.sleep(args.pause)
+                results[name].append(measure())
     finally:
         release_runsc_state(work)
         shutil.rmtree(work, ignore_errors=True)
@@ -125,8 +132,7 @@ def main():
                 print(f"left behind: {left}", file=sys.stderr)
                 return 1
 
-    print(f"{args.n} rounds of one run per mode, interleaved (warm: {args.pause} s after the "
-          f"round's other runs), ms")
+    print(f"{args.n} rounds of one run per mode, interleaved, {args.pause} s before each, ms")
     print(f"{'mode':28} {'p50':>8} {'p90':>8}")
     p50 = {}
     for name, t in results.items():
