@@ -223,9 +223,12 @@ MUTATIONS = [
     ("batch: no address-space limit per run", "executor/batch.c",
      ".as_bytes = (uint64_t) run->limits.memory_mb * 1024 * 1024,", ".as_bytes = 0,",
      "tests/integration/test_batch.py::test_address_space_limit_per_run"),
+    # A sandbox booted for the batch has its limits from the boot; a pool's,
+    # booted at max_limits, only from this line.
     ("batch: the sandbox's limits not written into its cgroup", "executor/executor.c",
      "if (run.cgroup && boxer_cgroup_set_limits (run.cgroup, &batch->req.limits, err) < 0)",
-     "if (0)", "tests/integration/test_batch.py::test_oom_of_the_sandbox_is_every_unfinished_run"),
+     "if (0)",
+     "warm:tests/integration/test_batch.py::test_oom_of_the_sandbox_is_every_unfinished_run"),
     ("batch: another upload silently kept at a taken path", "executor/batch.c",
      "if (strcmp (b->written[w].id, f->id) != 0)", "if (0)",
      "tests/integration/test_batch.py::test_files"),
