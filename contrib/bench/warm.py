@@ -105,22 +105,20 @@ def main():
 
         # Modes interleaved, one request of each per round: a burst of other
         # work on the machine then weighs on every mode alike.
-        names = ["bare runsc run, python", "warm POST /run, python", "cold POST /run, python",
-                 "bare runsc run, busybox", "cold POST /run, busybox"]
-        results = {name: [] for name in names}
         bare = {ref: bare_runner(runsc, images[ref]["rootfs"], images[ref]["env"], PROGRAMS[ref],
                                  work) for ref in (PYTHON, BUSYBOX)}
+        modes = (("bare runsc run, python", bare[PYTHON]),
+                 ("warm POST /run, python", lambda: post_run(warm.port, PYTHON)),
+                 ("cold POST /run, python", lambda: post_run(cold.port, PYTHON)),
+                 ("bare runsc run, busybox", bare[BUSYBOX]),
+                 ("cold POST /run, busybox", lambda: post_run(cold.port, BUSYBOX)))
+        results = {name: [] for name, _ in modes}
         # A pause before each request, as between an evaluation's arrivals:
         # what the one before left to do after its answer (a cold run's
         # sandbox removal, the pool's refill) is done, and weighs on no
         # mode but its own.
         for _ in range(args.n):
-            for name, measure in (
-                    ("bare runsc run, python", bare[PYTHON]),
-                    ("cold POST /run, python", lambda: post_run(cold.port, PYTHON)),
-                    ("bare runsc run, busybox", bare[BUSYBOX]),
-                    ("cold POST /run, busybox", lambda: post_run(cold.port, BUSYBOX)),
-                    ("warm POST /run, python", lambda: post_run(warm.port, PYTHON))):
+            for name, measure in modes:
                 time.sleep(args.pause)
                 results[name].append(measure())
     finally:
