@@ -84,8 +84,10 @@ done
 for d in "${TMPDIR:-/tmp}"/boxer-registry-*; do
 	[ -e "$d" ] && say "test registry $d"
 done
-# What tests and tools make with mkdtemp/mkstemp and pytest's own base.
-for d in "${TMPDIR:-/tmp}"/tmp* "${TMPDIR:-/tmp}"/pytest-of-* "${TMPDIR:-/tmp}"/boxer-*; do
+# What tests and tools make with mkdtemp/mkstemp (the unit tests' check_*,
+# an earlier scan of this script's that was killed) and pytest's own base.
+for d in "${TMPDIR:-/tmp}"/tmp* "${TMPDIR:-/tmp}"/pytest-of-* "${TMPDIR:-/tmp}"/boxer-* \
+	"${TMPDIR:-/tmp}"/check_* "${TMPDIR:-/tmp}"/check-leftovers.*; do
 	case $d in */boxer-it-* | */boxer-registry-* | "$scan") continue ;; esac
 	[ -e "$d" ] && say "temporary file $d"
 done
