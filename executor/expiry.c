@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <search.h>
+#include <sys/file.h>
 #include <time.h>
 
 #include "common/fsutil.h"
@@ -116,23 +117,104 @@ boxer_expiry_usage (const char *dir, int64_t *out, struct boxer_error **err)
   return r;
 }
 
+/* The ledger of a budgeted directory: what its entries took when last
+   measured, plus the most each admission since may have added.  Walking
+   the directory costs a moment per entry, and a busy server keeps many
+   thousands for their time to live; with the ledger an admission reads
+   and charges two numbers under a lock, and only walks when the charged
+   sum would pass the budget or the measure is old (entries expire).  As
+   each admission is charged the most it may write, the sum stays at or
+   above what the disk holds, and the budget holds as it did with a walk
+   before every admission.  */
+#define LEDGER_NAME ".usage"
+#define LEDGER_REMEASURE_MS (60 * 1000)
+
+struct ledger
+{
+  /* boxer_now_ms (): a reboot resets that clock, which makes the ledger
+     look new or from the future; its sum still covers what is on disk.  */
+  long long measured_ms;
+  long long bytes;
+};
+
+static bool
+ledger_read (int fd, struct ledger *l)
+{
+  char buf[64];
+  ssize_t n = pread (fd, buf, sizeof buf - 1, 0);
+
+  if (n <= 0)
+    return false;
+  buf[n] = '\0';
+  return sscanf (buf, "%lld %lld", &l->measured_ms, &l->bytes) == 2 && l->bytes >= 0;
+}
+
+static void
+ledger_write (int fd, const struct ledger *l)
+{
+  char buf[64];
+  /* Fixed width: a rewrite always covers the last one whole.  */
+  int n = snprintf (buf, sizeof buf, "%020lld %020lld\n", l->measured_ms, l->bytes);
+
+  if (pwrite (fd, buf, (size_t) n, 0) != n)
+    /* A ledger that cannot be trusted makes the next admission walk.  */
+    (void) ftruncate (fd, 0);
+}
+
+/* Walk dir and decide, sweeping expired entries first if need be.  */
+static int
+measure_and_admit (const char *dir, const char *prefix, size_t nhex, const char *stamp,
+                   int64_t ttl_secs, int64_t budget, int64_t incoming, int64_t *used,
+                   struct boxer_error **err)
+{
+  if (boxer_expiry_usage (dir, used, err) < 0)
+    return -1;
+  if (*used + incoming <= budget)
+    return 0;
+  if (boxer_expiry_sweep (dir, prefix, nhex, stamp, ttl_secs, err) < 0
+      || boxer_expiry_usage (dir, used, err) < 0)
+    return -1;
+  return *used + incoming <= budget ? 0 : 1;
+}
+
 int
 boxer_expiry_admit (const char *dir, const char *prefix, size_t nhex, const char *stamp,
                     int64_t ttl_secs, int64_t budget, int64_t incoming, const char *setting,
                     const char *what, struct boxer_error **err)
 {
+  cleanup_free char *path = NULL;
+  cleanup_close int fd = -1;
+  long long now = boxer_now_ms ();
+  struct ledger l;
   int64_t used = 0;
+  int r;
 
   if (budget <= 0)
     return 0;
-  if (boxer_expiry_usage (dir, &used, err) < 0)
+  path = xasprintf ("%s/" LEDGER_NAME, dir);
+  /* No ledger (no directory yet, say): walk, as every time without one.  */
+  fd = open (path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd >= 0 && flock (fd, LOCK_EX) < 0)
+    {
+      close (fd);
+      fd = -1;
+    }
+  if (fd >= 0 && ledger_read (fd, &l) && l.measured_ms <= now
+      && now - l.measured_ms < LEDGER_REMEASURE_MS && l.bytes + incoming <= budget)
+    {
+      l.bytes += incoming;
+      ledger_write (fd, &l);
+      return 0;
+    }
+  r = measure_and_admit (dir, prefix, nhex, stamp, ttl_secs, budget, incoming, &used, err);
+  if (r < 0)
     return -1;
-  if (used + incoming <= budget)
-    return 0;
-  if (boxer_expiry_sweep (dir, prefix, nhex, stamp, ttl_secs, err) < 0
-      || boxer_expiry_usage (dir, &used, err) < 0)
-    return -1;
-  if (used + incoming <= budget)
+  if (fd >= 0)
+    {
+      l = (struct ledger) { now, used + (r == 0 ? incoming : 0) };
+      ledger_write (fd, &l);
+    }
+  if (r == 0)
     return 0;
   return boxer_error_make (err, BOXER_ERR_NO_SPACE,
                            "%s use %lld bytes of the server's %s of %lld, and this needs up to "

@@ -46,7 +46,9 @@ int boxer_expiry_usage (const char *dir, int64_t *out, struct boxer_error **err)
    expired entries go first (a sweep, as boxer_expiry_sweep ()); if that
    is not enough, BOXER_ERR_NO_SPACE naming setting and what.  Entries
    that have not expired are never removed to make room: clients were
-   promised them for their time to live.  */
+   promised them for their time to live.  Each admission charges incoming
+   to a ledger in dir (".usage"); dir is walked again only when the charged
+   sum would pass the budget, or once a minute.  */
 int boxer_expiry_admit (const char *dir, const char *prefix, size_t nhex, const char *stamp,
                         int64_t ttl_secs, int64_t budget, int64_t incoming, const char *setting,
                         const char *what, struct boxer_error **err);

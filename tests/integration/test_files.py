@@ -71,11 +71,14 @@ def get(api, path):
 
 
 def store_entries(home):
-    """What the upload store and the records hold, by kind."""
+    """What the upload store and the records hold, by kind (not the ledger
+    of their usage, executor/expiry.c)."""
     found = {"files": [], "records": [], "other": []}
     for kind, d in (("files", Path(home) / "files"), ("records", Path(home) / "runs/records")):
         if d.exists():
             for p in d.iterdir():
+                if p.name == ".usage":
+                    continue
                 if p.name.startswith((".new-", ".del-")) or ".tmp-" in p.name:
                     found["other"].append(str(p))
                 else:

@@ -6,8 +6,10 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/fsutil.h"
 #include "executor/expiry.h"
@@ -295,6 +297,79 @@ START_TEST (test_expiry_ids)
 }
 END_TEST
 
+/* An entry of n bytes named id in dir, as another worker leaves one.  */
+static void
+put_entry (const char *dir, const char *id, size_t n)
+{
+  cleanup_free char *d = xasprintf ("%s/%s", dir, id);
+  cleanup_free char *f = xasprintf ("%s/meta.json", d);
+  cleanup_free char *data = xmalloc0 (n);
+  cleanup_close int fd = -1;
+
+  ck_assert_int_eq (mkdir (d, 0700), 0);
+  fd = open (f, O_WRONLY | O_CREAT | O_EXCL, 0600);
+  ck_assert_int_ge (fd, 0);
+  /* Blocks, not a hole: usage counts what the disk holds.  */
+  memset (data, 'x', n);
+  ck_assert_int_eq (write (fd, data, n), (ssize_t) n);
+}
+
+static int
+admit (const char *dir, int64_t incoming, struct boxer_error **err)
+{
+  return boxer_expiry_admit (dir, "f_", 32, "meta.json", 3600, 1000000, incoming,
+                             "files_budget_bytes", "uploads", err);
+}
+
+/* Admissions charge a ledger and walk the directory only when the charged
+   sum would pass the budget, or the ledger is old or damaged.  */
+START_TEST (test_admit_ledger)
+{
+  cleanup_error struct boxer_error *err = NULL;
+  cleanup_free char *dir = PATH_OF ("%s", "files");
+  cleanup_free char *ledger = PATH_OF ("%s", "files/.usage");
+  cleanup_close int fd = -1;
+
+  ck_assert_int_eq (mkdir (dir, 0700), 0);
+  ck_assert_int_eq (admit (dir, 100000, &err), 0);
+  /* Bytes no admission charged (they cannot come in any other way, but
+     they show whether an admission walked).  */
+  put_entry (dir, "f_00000000000000000000000000000001", 950000);
+  /* The ledger says 100000 + 100000: room, without a walk (which would
+     have refused).  */
+  ck_assert_int_eq (admit (dir, 100000, &err), 0);
+  /* 200000 charged + 850000 would pass the budget: a walk finds the
+     entry, which has not expired, and refuses.  */
+  ck_assert_int_lt (admit (dir, 850000, &err), 0);
+  ck_assert_int_eq (err->category, BOXER_ERR_NO_SPACE);
+  ck_assert_ptr_nonnull (strstr (err->msg, "files_budget_bytes"));
+  boxer_error_free (err);
+  err = NULL;
+  /* The walk's measure is in the ledger now: a little still fits, more
+     does not.  */
+  ck_assert_int_eq (admit (dir, 20000, &err), 0);
+  ck_assert_int_lt (admit (dir, 100000, &err), 0);
+  boxer_error_free (err);
+  err = NULL;
+
+  /* A damaged ledger is measured again: after a walk that sees only the
+     expired entry go, there is room.  */
+  age ("files/%s/meta.json", "f_00000000000000000000000000000001", 7200);
+  fd = open (ledger, O_WRONLY | O_TRUNC);
+  ck_assert_int_ge (fd, 0);
+  ck_assert_int_eq (write (fd, "garbage\n", 8), 8);
+  ck_assert_int_eq (admit (dir, 900000, &err), 0);
+  ck_assert (!exists ("files/%s", "f_00000000000000000000000000000001"));
+
+  /* An old ledger is measured again too: an entry written past it counts.  */
+  put_entry (dir, "f_00000000000000000000000000000002", 500000);
+  ck_assert_int_eq (ftruncate (fd, 0), 0);
+  ck_assert_int_eq (pwrite (fd, "00000000000000000001 00000000000000000000\n", 42, 0), 42);
+  ck_assert_int_lt (admit (dir, 600000, &err), 0);
+  ck_assert_int_eq (err->category, BOXER_ERR_NO_SPACE);
+}
+END_TEST
+
 static Suite *
 files_suite (void)
 {
@@ -310,6 +385,7 @@ files_suite (void)
   tcase_add_test (tc, test_link);
   tcase_add_test (tc, test_sweep);
   tcase_add_test (tc, test_expiry_ids);
+  tcase_add_test (tc, test_admit_ledger);
   suite_add_tcase (s, tc);
   return s;
 }
