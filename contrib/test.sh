@@ -63,11 +63,11 @@ echo "== integration tests"
 /usr/bin/python3 -m pytest -ra -p no:cacheprovider --basetemp="$PYTEST_TMP/integration" \
 	tests/integration "$@"
 
-echo "== the run, file, hostile-program and batch tests again, every run and batch in a pool's warm sandbox"
+echo "== the run, file, hostile-program, batch and streaming tests again, every run and batch in a pool's warm sandbox"
 BOXER_TEST_WARM=1 /usr/bin/python3 -m pytest -ra -p no:cacheprovider \
 	--basetemp="$PYTEST_TMP/integration-warm" tests/integration/test_run.py \
 	tests/integration/test_files.py tests/integration/test_hostile.py \
-	tests/integration/test_batch.py "$@"
+	tests/integration/test_batch.py tests/integration/test_stream.py "$@"
 
 echo "== Python SDK and examples, against the real stack"
 venv_python=$(contrib/python-env.sh)

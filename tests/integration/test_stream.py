@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import BUSYBOX, PYTHON, wait_no_leftovers, wait_warm, warm_config
+from conftest import BUSYBOX, PYTHON, settled, wait_no_leftovers, wait_warm, warm_config
 from test_files import multipart
 
 
@@ -188,7 +188,7 @@ def test_client_gone_mid_stream_ends_the_run(api):
     while api.run_processes():
         assert time.monotonic() - gone_at < 10, "the executor still runs the abandoned run"
         time.sleep(0.1)
-    assert wait_no_leftovers(api.home, api.runsc_root, timeout=10) == []
+    assert settled(api, timeout=10) == []
 
 
 def test_reader_that_stops_reading(make_stack):
@@ -299,4 +299,4 @@ def test_batch_stream_errors_and_hang_up(api):
     while api.run_processes():
         assert time.monotonic() - gone_at < 10, "the executor still runs the abandoned batch"
         time.sleep(0.1)
-    assert wait_no_leftovers(api.home, api.runsc_root, timeout=10) == []
+    assert settled(api, timeout=10) == []
