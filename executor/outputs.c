@@ -2,6 +2,7 @@
 
 #include "outputs.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/openat2.h>
@@ -345,12 +346,37 @@ make_readable_one (int parentfd, const char *name, const struct stat *st,
   return 0;
 }
 
+/* Whether the directory holds no entry.  Reading one directory's names
+   follows nothing a run made, so root may; false when unsure.  */
+static bool
+dir_is_empty (int dir_fd)
+{
+  int fd = openat (dir_fd, ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  cleanup_dir DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
+  struct dirent *de;
+
+  if (d == NULL)
+    {
+      if (fd >= 0)
+        close (fd);
+      return false;
+    }
+  while ((errno = 0, de = readdir (d)) != NULL)
+    if (strcmp (de->d_name, ".") != 0 && strcmp (de->d_name, "..") != 0)
+      return false;
+  return errno == 0;
+}
+
 int
 boxer_outputs_make_readable (int dir_fd, uid_t run_uid, gid_t run_gid, struct boxer_error **err)
 {
-  pid_t pid = fork ();
+  pid_t pid;
   int status;
 
+  /* Most runs leave /output empty: no process to start for those.  */
+  if (dir_is_empty (dir_fd))
+    return 0;
+  pid = fork ();
   if (pid < 0)
     return boxer_error_errno (err, errno, "fork");
   if (pid == 0)
