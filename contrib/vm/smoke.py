@@ -9,6 +9,7 @@ Traffic goes to loopback and to a network namespace this script makes
 Boxer's default deny ranges, and exists only inside the guest)."""
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -53,7 +54,15 @@ def check(name, fn):
 
 
 def run_cgroups():
-    return [p for p in CG.glob("**/runs/boxer-*") if p.is_dir()]
+    """Run cgroups (runs/boxer-*) anywhere under the hierarchy.  Cgroups
+    come and go while this looks: one removed under the walk is skipped,
+    not fatal (pathlib's recursive glob raises), and runs are not entered."""
+    found = []
+    for top, dirs, _ in os.walk(CG, onerror=lambda e: None):
+        if os.path.basename(top) == "runs":
+            found += [Path(top) / d for d in dirs if d.startswith("boxer-")]
+            dirs[:] = []
+    return found
 
 
 def health():
