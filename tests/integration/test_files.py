@@ -292,6 +292,25 @@ def test_hostile_output_tree(api):
         assert b"root:" not in raw
 
 
+def test_outputs_the_program_closed_to_others(api):
+    # A program may leave its files and directories readable by itself
+    # alone (umask 077, chmod 0): they are its outputs all the same.
+    script = ("import os\n"
+              "os.umask(0o077)\n"
+              "os.makedirs('/output/private/deeper')\n"
+              "open('/output/private/deeper/a.txt', 'w').write('mine')\n"
+              "open('/output/none.txt', 'w').write('closed')\n"
+              "os.chmod('/output/none.txt', 0)\n"
+              "os.chmod('/output/private', 0o100)\n")
+    r = api.run(image=PYTHON, cmd=["python3", "-c", script])
+    assert r["exit_code"] == 0, r["stderr"]
+    assert r["outputs"] == [{"path": "none.txt", "size": 6},
+                            {"path": "private/deeper/a.txt", "size": 4}], r
+    for path, want in (("none.txt", b"closed"), ("private%2Fdeeper%2Fa.txt", b"mine")):
+        status, _, _, raw = get(api, f"/runs/{r['id']}/outputs/{path}")
+        assert (status, raw) == (200, want), (path, status, raw[:200])
+
+
 def test_output_escape_attempts_rejected(api):
     r = api.run(**sh("echo ok > /output/ok"))
     rid = r["id"]
