@@ -538,8 +538,10 @@ start (uint32_t id, const unsigned char *p, size_t len)
       send_error (id, "vfork: %s", strerror (errno));
       goto fail;
     }
-  /* Both sides set the group, so that a kill right away finds it.  */
-  setpgid (pid, pid);
+  /* Its group is set: vfork () resumed us only once it had exec'd or
+     died, and setting the group is the first thing it does (a second
+     setpgid () here would cost a quarter of a millisecond under gVisor
+     and fail, after an exec).  */
   close (in[0]);
   close (out[1]);
   close (err[1]);
@@ -1053,21 +1055,41 @@ read_commands (void)
    (noNewPrivileges forbids that too): the bounding set, which our
    children inherit, goes once at our start rather than in each of
    theirs.  Only what it holds (what /proc says, else every number a
-   capability may have) is dropped: under gVisor each system call costs
-   tens of microseconds.  Ours stay effective: only exec () is bounded by
-   it.  */
+   capability may have) is dropped: under gVisor each PR_CAPBSET_DROP
+   costs tens of microseconds.  Read without stdio, whose code (scanf's
+   above all) a fresh sandbox pages in at a cost of milliseconds.  Ours
+   stay effective: only exec () is bounded by it.  */
 static void
 drop_bounding_set (void)
 {
+  static const char key[] = "\nCapBnd:";
   unsigned long long held = ~0ULL;
-  char line[256];
-  FILE *f = fopen ("/proc/self/status", "re");
+  char buf[4096];
+  size_t have = 0;
+  int fd = open ("/proc/self/status", O_RDONLY | O_CLOEXEC);
 
-  while (f && fgets (line, sizeof line, f))
-    if (sscanf (line, "CapBnd: %llx", &held) == 1)
-      break;
-  if (f)
-    fclose (f);
+  while (fd >= 0 && have < sizeof buf - 1)
+    {
+      ssize_t n = read (fd, buf + have, sizeof buf - 1 - have);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        break;
+      have += (size_t) n;
+    }
+  if (fd >= 0)
+    close (fd);
+  buf[have] = '\0';
+  {
+    const char *at = strstr (buf, key);
+    char *end;
+    if (at)
+      {
+        unsigned long long v = strtoull (at + sizeof key - 1, &end, 16);
+        if (end != at + sizeof key - 1 && (*end == '\n' || *end == '\0'))
+          held = v;
+      }
+  }
   for (int cap = 0; cap < 64; cap++)
     if (held & (1ULL << cap))
       prctl (PR_CAPBSET_DROP, cap, 0, 0, 0);
@@ -1082,7 +1104,6 @@ main (void)
   /* Outside a sandbox (tests), orphans of the programs come to us too.  */
   if (getpid () != 1)
     prctl (PR_SET_CHILD_SUBREAPER, 1);
-  drop_bounding_set ();
   signal (SIGPIPE, SIG_IGN);
   if (pipe2 (sigchld_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
     die ("pipe");
@@ -1099,6 +1120,9 @@ main (void)
   boxer_init_put_u32 (&w, BOXER_INIT_VERSION);
   send_frame (&w);
   boxer_init_writer_release (&w);
+  /* After READY, so that the executor's answer to it is on its way while
+     this is done; before the loop, so that no program starts first.  */
+  drop_bounding_set ();
 
   for (;;)
     {
