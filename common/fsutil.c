@@ -324,9 +324,9 @@ boxer_write_all (int fd, const void *buf, size_t len, struct boxer_error **err)
   return 0;
 }
 
-int
-boxer_write_file_atomic (const char *path, const void *data, size_t len, mode_t mode,
-                         struct boxer_error **err)
+static int
+write_file_via_tmp (const char *path, const void *data, size_t len, mode_t mode, bool sync,
+                    struct boxer_error **err)
 {
   cleanup_free char *tmp = NULL;
   cleanup_close int fd = -1;
@@ -338,7 +338,7 @@ boxer_write_file_atomic (const char *path, const void *data, size_t len, mode_t 
   fd = open (tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0)
     return boxer_error_errno (err, errno, "create '%s'", tmp);
-  if (boxer_write_all (fd, data, len, err) < 0 || fsync (fd) < 0)
+  if (boxer_write_all (fd, data, len, err) < 0 || (sync && fsync (fd) < 0))
     {
       if (*err == NULL)
         boxer_error_errno (err, errno, "fsync '%s'", tmp);
@@ -352,6 +352,20 @@ boxer_write_file_atomic (const char *path, const void *data, size_t len, mode_t 
       return boxer_error_errno (err, e, "rename '%s' to '%s'", tmp, path);
     }
   return 0;
+}
+
+int
+boxer_write_file_atomic (const char *path, const void *data, size_t len, mode_t mode,
+                         struct boxer_error **err)
+{
+  return write_file_via_tmp (path, data, len, mode, true, err);
+}
+
+int
+boxer_write_file_unsynced (const char *path, const void *data, size_t len, mode_t mode,
+                           struct boxer_error **err)
+{
+  return write_file_via_tmp (path, data, len, mode, false, err);
 }
 
 int

@@ -58,9 +58,15 @@ int boxer_rm_rf_at (int dirfd, const char *name, struct boxer_error **err);
 int boxer_rm_rf (const char *path, struct boxer_error **err);
 
 /* Write through a temporary file in the same directory and rename it into
-   place, so readers see the old contents or the new, never a part.  */
+   place, so readers see the old contents or the new, never a part; synced
+   first, so that a host crash leaves the one or the other too.  */
 int boxer_write_file_atomic (const char *path, const void *data, size_t len, mode_t mode,
                              struct boxer_error **err);
+/* The same without the sync (a millisecond or more of a request's path):
+   for files nothing needs after a host crash, or whose damage after one
+   their readers detect and report.  */
+int boxer_write_file_unsynced (const char *path, const void *data, size_t len, mode_t mode,
+                               struct boxer_error **err);
 
 /* Read a whole file, refusing (BOXER_ERR_TOO_LARGE) more than cap bytes.
    *out is NUL-terminated.  */

@@ -667,7 +667,8 @@ boxer_executor_warm_boot (struct boxer_executor *ex, struct boxer_warm_sandbox *
       goto done;
   }
   path = xasprintf ("%s/config.json", run.bundle);
-  if (boxer_write_file_atomic (path, spec, strlen (spec), 0600, err) < 0)
+  /* Unsynced: after a host crash the bundle is only removed.  */
+  if (boxer_write_file_unsynced (path, spec, strlen (spec), 0600, err) < 0)
     goto done;
   log_path = xasprintf ("%s/runsc.log", run.bundle);
   init_log = xasprintf ("%s/init.log", run.bundle);

@@ -272,6 +272,26 @@ def test_records_answered_by_any_worker(api):
         assert get(api, f"/runs/{r['id']}/outputs/h")[3] == b"hi\n"
 
 
+def test_a_damaged_record_is_reported(api):
+    """result.json is not synced (it keeps an answer already given): after a
+    host crash it may be empty or cut short. GET says so, as a JSON error,
+    and the outputs beside it are still served."""
+    r = api.run(**sh("echo kept > /output/k"))
+    result = Path(api.home) / "runs/records" / r["id"] / "result.json"
+    text = result.read_bytes()
+    try:
+        for damage in (b"", text[: len(text) // 2]):
+            result.write_bytes(damage)
+            status, parsed, _, raw = get(api, f"/runs/{r['id']}")
+            assert status == 500, raw[:200]
+            assert parsed["error"]["code"] == "internal"
+            assert "request id" in parsed["error"]["message"]
+            assert get(api, f"/runs/{r['id']}/outputs/k")[3] == b"kept\n"
+    finally:
+        result.write_bytes(text)
+    assert get(api, f"/runs/{r['id']}")[1] == r
+
+
 def test_hostile_output_tree(api):
     r = api.run(**sh("cd /output && echo ok > ok && ln -s /etc/passwd leak && ln -s / root && "
                      "ln -s .. up && mkfifo fifo && mkdir d && ln -s /etc d/etc; "
