@@ -664,14 +664,14 @@ close_loop_fds (void *data)
 }
 
 /* Boots of warm sandboxes take the slots runs leave free, never one a run
-   could use.  */
+   could use, and let the runs going finish first (warm.c).  */
 static void
 tend_pool (struct daemon *d)
 {
   int64_t free_slots = d->max_running - d->nrunning;
 
   if (d->warm)
-    boxer_warm_tend (d->warm, (int) (free_slots > 0 ? free_slots : 0));
+    boxer_warm_tend (d->warm, (int) (free_slots > 0 ? free_slots : 0), d->nrunning > 0);
 }
 
 static bool

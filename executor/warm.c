@@ -14,6 +14,11 @@
    before it tries again: a broken image or init must not spin.  */
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
+/* A replacement's boot (a core's worth of work for a tenth of a second)
+   waits while runs are going, so as not to slow the one that took the
+   sandbox; but no longer than this after the pool fell short, so that
+   steady traffic still finds it refilled.  */
+#define REFILL_YIELD_MS 1000
 
 enum slot_state
 {
@@ -39,6 +44,7 @@ struct pool
   struct slot *slots;
   size_t nslots, cap;
   long long retry_at_ms;
+  long long short_since_ms;     /* when a take left it short; 0: not since it was full */
   int backoff_ms;
 };
 
@@ -175,6 +181,8 @@ boxer_warm_take (struct boxer_warm *w, const char *digest, int network,
           {
             *out = p->slots[k].sb;
             slot_remove (p, k);
+            if (p->short_since_ms == 0)
+              p->short_since_ms = boxer_now_ms ();
             return true;
           }
     }
@@ -247,8 +255,15 @@ boot_one (struct boxer_warm *w, struct pool *p)
   p->nslots++;
 }
 
+/* Whether p's refill still yields to the runs in progress.  */
+static bool
+yields (const struct pool *p, bool runs_busy, long long now)
+{
+  return runs_busy && p->short_since_ms && now < p->short_since_ms + REFILL_YIELD_MS;
+}
+
 void
-boxer_warm_tend (struct boxer_warm *w, int max_boots)
+boxer_warm_tend (struct boxer_warm *w, int max_boots, bool runs_busy)
 {
   long long now = boxer_now_ms ();
   int budget;
@@ -259,7 +274,7 @@ boxer_warm_tend (struct boxer_warm *w, int max_boots)
   for (size_t i = 0; i < w->npools && budget > 0; i++)
     {
       struct pool *p = &w->pools[i];
-      if (p->digest[0] == '\0' || now < p->retry_at_ms)
+      if (p->digest[0] == '\0' || now < p->retry_at_ms || yields (p, runs_busy, now))
         continue;
       while (budget > 0 && p->nslots < p->cap)
         {
@@ -269,6 +284,8 @@ boxer_warm_tend (struct boxer_warm *w, int max_boots)
             break;
           budget--;
         }
+      if (p->nslots == p->cap)
+        p->short_since_ms = 0;
     }
 }
 
@@ -337,7 +354,11 @@ boxer_warm_next_timeout (const struct boxer_warm *w)
       const struct pool *p = &w->pools[i];
       if (p->digest[0] && p->nslots < p->cap)
         {
-          long long left = p->retry_at_ms > now ? p->retry_at_ms - now : 0;
+          long long at = p->retry_at_ms, until = p->short_since_ms + REFILL_YIELD_MS;
+          long long left;
+          if (p->short_since_ms && until > at)
+            at = until;
+          left = at > now ? at - now : 0;
           if (best < 0 || left < best)
             best = left;
         }

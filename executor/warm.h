@@ -46,9 +46,10 @@ bool boxer_warm_take (struct boxer_warm *w, const char *digest, int network,
    none ready is a miss).  */
 bool boxer_warm_serves (const struct boxer_warm *w, const char *digest, int network);
 /* Boot sandboxes where pools lack them, at most max_boots at once over
-   all pools; destroy drained ones.  Call from the loop whenever something
-   changed, and on a timer.  */
-void boxer_warm_tend (struct boxer_warm *w, int max_boots);
+   all pools; destroy drained ones.  runs_busy: runs are going, and a pool
+   a run left short less than a second ago waits.  Call from the loop
+   whenever something changed, and on a timer.  */
+void boxer_warm_tend (struct boxer_warm *w, int max_boots, bool runs_busy);
 /* The loop reaped child pid: true when it was a boot or a destroy of the
    pool (then its sandbox is ready, or gone).  *booted_ms: how long the
    boot of a sandbox now ready took, else -1.  */
@@ -56,7 +57,7 @@ bool boxer_warm_reaped (struct boxer_warm *w, pid_t pid, int status, int64_t *bo
 /* In a child the loop forked: close every descriptor of the pool there.  */
 void boxer_warm_close_all (struct boxer_warm *w);
 /* Milliseconds until the pool wants tending again (a failed boot's
-   back-off), or -1.  */
+   back-off, a refill's wait for runs), or -1.  */
 int boxer_warm_next_timeout (const struct boxer_warm *w);
 /* Sandboxes booting or ready, and ready, over all pools.  */
 int64_t boxer_warm_sandboxes (const struct boxer_warm *w);

@@ -8,7 +8,7 @@ The run behaviours themselves (timeouts, OOM, signals, stdin, files,
 outputs, truncation...) are test_run.py and test_files.py run again with
 BOXER_TEST_WARM=1 (contrib/test.sh does), every run in a warm sandbox.
 
-Ports: BOXER_TEST_PORT+40 .. +46."""
+Ports: BOXER_TEST_PORT+40 .. +47."""
 
 import json
 import os
@@ -131,6 +131,38 @@ def test_refill_after_burst(stacks):
     assert hits >= 2 and metric(s, "boxer_warm_misses_total") - 1 == 6 - hits
     assert wait_warm(s)[0]["ready"] == 2
     assert len(bundles_digests(s)) == 2
+
+
+def test_refill_yields_to_the_run_for_a_while(stacks):
+    """The replacement of a taken sandbox does not boot beside the run that
+    took it (its CPU would slow that run), but a run going on past the
+    wait (a second) does not keep the pool short."""
+    s = stacks(47, warm_config(PYTHON, size=1))
+    s.run(image=PYTHON, cmd=["true"])
+    wait_warm(s)
+    before = warm_runs(s)
+    result = {}
+    t = threading.Thread(target=lambda: result.update(s.run(image=PYTHON, cmd=["sleep", "5"])))
+    t.start()
+    try:
+        deadline = time.monotonic() + 10
+        while warm_runs(s) == before:
+            assert time.monotonic() < deadline, "the run did not take the warm sandbox"
+            time.sleep(0.02)
+        taken = time.monotonic()
+        # No boot began when the sandbox was taken, nor just after.
+        assert metric(s, "boxer_warm_sandboxes") == 0
+        time.sleep(0.5)
+        assert metric(s, "boxer_warm_sandboxes") == 0
+        # A second after, the refill goes ahead, the run still going.
+        while metric(s, "boxer_warm_sandboxes") == 0:
+            assert time.monotonic() < taken + 3.5, "the pool stayed short during a long run"
+            time.sleep(0.05)
+        assert t.is_alive()
+    finally:
+        t.join(30)
+    assert result["exit_code"] == 0 and result["wall_ms"] >= 5000
+    assert wait_warm(s)[0]["ready"] == 1
 
 
 def test_tag_moved_drains_the_pool(stacks):
