@@ -18,7 +18,13 @@ running Boxer with the image.
 
 Both modes feed each program to `python3 -` on stdin, the same text
 (prompt + canonical solution + test + check(entry_point)); a program passes
-when it exits 0 in time. The baseline's processes run as uid 65534 when
+when it exits 0 in time.
+
+With --start-stack a third mode measures gVisor's own floor: one bare
+`runsc run` of the image's rootfs (Boxer's flags, as warm.py's baseline)
+whose python3 runs the same programs as `python3 -` children, --parallelism
+at a time, each taken as a slot frees (as a batch's are). The batch cannot
+beat it: what lies between the two is Boxer's share. The baseline's processes run as uid 65534 when
 this runs as root, in an empty working directory, with the host's python3
 (--python). The batch's sandbox gets --parallelism cores and --memory-mb,
 as much as the baseline's processes may use; its time is the whole
@@ -42,7 +48,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from _bench import HUMANEVAL, RUN_UID, build_runsc, humaneval_programs, integration
+from _bench import (HUMANEVAL, RUN_UID, build_runsc, humaneval_programs, integration,
+                    release_runsc_state, runsc_run, write_bundle)
 
 IMAGE = "localhost:5000/boxer/python:3.11"
 TARGET = 3.0
@@ -110,6 +117,54 @@ def batched(url: str, image: str, programs: list[str], parallelism: int,
     return total, [float(r.wall_ms) for r in batch]
 
 
+# The bare sandbox's driver: the programs of /progs as `python3 -`
+# children, argv[1] at a time; prints each one's milliseconds, or FAIL.
+BARE_DRIVER = """
+import os, subprocess, sys, time
+from concurrent.futures import ThreadPoolExecutor
+progs = [open(os.path.join("/progs", n), "rb").read() for n in sorted(os.listdir("/progs"))]
+def one(item):
+    i, text = item
+    t0 = time.perf_counter()
+    p = subprocess.run(["python3", "-"], input=text, capture_output=True, timeout=%d)
+    if p.returncode:
+        print("FAIL", i, p.returncode, p.stderr[-300:], flush=True)
+    return (time.perf_counter() - t0) * 1000
+with ThreadPoolExecutor(int(sys.argv[1])) as pool:
+    print(" ".join("%%.1f" %% ms for ms in pool.map(one, enumerate(progs))))
+""" % WALL_CLOCK_SECS
+
+
+def bare_runsc(runsc: str, rootfs: str, env: list[str], programs: list[str], parallelism: int,
+               work: Path) -> tuple[float, list[float]]:
+    """Every program in one bare `runsc run` of rootfs, as children of a
+    python3 there; the total seconds (its whole `runsc run`: boot, programs,
+    teardown, as the batch's time holds its sandbox's start-up) and each
+    program's milliseconds."""
+    progs = work / "progs"
+    if not progs.exists():
+        progs.mkdir(mode=0o755)
+        for i, program in enumerate(programs):
+            (progs / f"{i:05d}.py").write_text(program)
+            os.chmod(progs / f"{i:05d}.py", 0o644)
+    n = len(list(work.glob("bare-*")))
+    bundle = write_bundle(work / f"bare-{n}", rootfs, env,
+                          ["python3", "-c", BARE_DRIVER, str(parallelism)])
+    spec = json.loads((bundle / "config.json").read_text())
+    spec["mounts"].append({"destination": "/progs", "type": "bind", "source": str(progs),
+                           "options": ["ro", "rbind"]})
+    (bundle / "config.json").write_text(json.dumps(spec))
+    t0 = time.perf_counter()
+    p = runsc_run(runsc, work / "state", bundle, f"bench-batch-{os.getpid()}-{n}",
+                  timeout=WALL_CLOCK_SECS * len(programs))
+    total = time.perf_counter() - t0
+    out = p.stdout.decode(errors="replace")
+    if p.returncode != 0 or "FAIL" in out:
+        raise ProgramFailed(f"bare runsc: exit {p.returncode}: {out[-500:]} "
+                            f"{p.stderr.decode(errors='replace')[-500:]}")
+    return total, [float(x) for x in out.split()]
+
+
 def p90(values: list[float]) -> float:
     return sorted(values)[int(0.9 * (len(values) - 1))]
 
@@ -151,6 +206,7 @@ def main() -> int:
                                 check=True).stdout.strip()
 
     stack = None
+    bare = None
     if args.start_stack:
         os.environ.setdefault("BOXER_RUNSC", build_runsc())
         it = integration()
@@ -162,6 +218,10 @@ def main() -> int:
         stack.config_path.write_text(json.dumps(stack.config))
         stack.start()
         args.url = f"http://127.0.0.1:{args.start_stack}"
+        out = subprocess.run([str(it.BUILD / "boxer-image"), "--config", str(stack.config_path),
+                              "inspect", args.image], capture_output=True, text=True)
+        if out.returncode == 0:
+            bare = json.loads(out.stdout)
 
     work = Path(tempfile.mkdtemp(prefix="boxer-bench-"))
     os.chmod(work, 0o755)
@@ -176,6 +236,9 @@ def main() -> int:
             "batch": lambda: batched(args.url, args.image, programs, args.parallelism,
                                      args.memory_mb),
         }
+        if bare is not None:
+            modes["bare"] = lambda: bare_runsc(os.environ["BOXER_RUNSC"], bare["rootfs"],
+                                               bare["env"], programs, args.parallelism, work)
         for rnd in range(args.rounds):
             for name, fn in modes.items():
                 total, lat = fn()
@@ -186,6 +249,7 @@ def main() -> int:
         print(f"batch bench: {e}", file=sys.stderr)
         return 1
     finally:
+        release_runsc_state(work)
         shutil.rmtree(work, ignore_errors=True)
         if stack is not None:
             left = stack.destroy()
@@ -193,19 +257,27 @@ def main() -> int:
                 print(f"batch bench: the private stack left: {left}", file=sys.stderr)
 
     n = len(programs)
-    print(f"HumanEval canonical solutions: {n} programs, all passed in both modes; "
+    print(f"HumanEval canonical solutions: {n} programs, all passed in every mode; "
           f"parallelism {args.parallelism}, best of {args.rounds} rounds, {os.cpu_count()} "
           f"cores; load average before: {load_before[0]:.1f}, after: {os.getloadavg()[0]:.1f}")
-    print(f"baseline: {python} ({py_version}) on the host; batch: python3 of {args.image} "
-          f"(p50/p90: each run's wall_ms from the server)")
+    print(f"baseline: {python} ({py_version}) on the host; bare runsc and batch: python3 of "
+          f"{args.image} (p50/p90: each run's wall_ms from the server; a bare run's as its "
+          f"driver in the sandbox timed it)")
     print(f"{'mode':24} {'total s':>8} {'prog/s':>7} {'p50 ms':>7} {'p90 ms':>7}")
-    labels = {"unsandboxed": "unsandboxed processes", "batch": "one POST /batch"}
-    for name in ("unsandboxed", "batch"):
+    labels = {"unsandboxed": "unsandboxed processes", "bare": "one bare runsc run",
+              "batch": "one POST /batch"}
+    for name in ("unsandboxed", "bare", "batch"):
+        if name not in best:
+            continue
         total, lat = best[name]
         print(f"{labels[name]:24} {total:8.2f} {n / total:7.1f} {statistics.median(lat):7.0f} "
               f"{p90(lat):7.0f}")
     ratio = best["batch"][0] / best["unsandboxed"][0]
     verdict = "met" if ratio <= TARGET else "missed"
+    if "bare" in best:
+        # gVisor's floor, and Boxer's share above it.
+        print(f"bare runsc / unsandboxed = {best['bare'][0] / best['unsandboxed'][0]:.2f}×, "
+              f"batch / bare runsc = {best['batch'][0] / best['bare'][0]:.2f}×")
     print(f"batch / unsandboxed = {ratio:.2f}×  (target <= {TARGET:g}×: {verdict})")
     return 0
 
