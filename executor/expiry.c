@@ -122,10 +122,11 @@ boxer_expiry_usage (const char *dir, int64_t *out, struct boxer_error **err)
    the directory costs a moment per entry, and a busy server keeps many
    thousands for their time to live; with the ledger an admission reads
    and charges two numbers under a lock, and only walks when the charged
-   sum would pass the budget or the measure is old (entries expire).  As
-   each admission is charged the most it may write, the sum stays at or
-   above what the disk holds, and the budget holds as it did with a walk
-   before every admission.  */
+   sum would pass the budget.  As each admission is charged the most it
+   may write, the sum stays at or above what the disk holds, and the budget
+   holds as it did with a walk before every admission.  Expired entries
+   going is what brings the sum down: boxer_expiry_remeasure () walks
+   again once a minute, after a request's answer, never before one.  */
 #define LEDGER_NAME ".usage"
 #define LEDGER_REMEASURE_MS (60 * 1000)
 
@@ -199,8 +200,7 @@ boxer_expiry_admit (const char *dir, const char *prefix, size_t nhex, const char
       close (fd);
       fd = -1;
     }
-  if (fd >= 0 && ledger_read (fd, &l) && l.measured_ms <= now
-      && now - l.measured_ms < LEDGER_REMEASURE_MS && l.bytes + incoming <= budget)
+  if (fd >= 0 && ledger_read (fd, &l) && l.bytes + incoming <= budget)
     {
       l.bytes += incoming;
       ledger_write (fd, &l);
@@ -221,6 +221,53 @@ boxer_expiry_admit (const char *dir, const char *prefix, size_t nhex, const char
                            "%lld more; try again once older ones expire",
                            what, (long long) used, setting, (long long) budget,
                            (long long) incoming);
+}
+
+int
+boxer_expiry_remeasure (const char *dir, int64_t budget, struct boxer_error **err)
+{
+  cleanup_free char *path = NULL;
+  cleanup_close int fd = -1;
+  long long now = boxer_now_ms ();
+  struct ledger before, after;
+  int64_t used;
+
+  if (budget <= 0)
+    return 0;
+  path = xasprintf ("%s/" LEDGER_NAME, dir);
+  fd = open (path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    /* None yet (or no directory): the next admission measures.  */
+    return errno == ENOENT ? 0 : boxer_error_errno (err, errno, "open '%s'", path);
+  if (flock (fd, LOCK_EX) < 0)
+    return boxer_error_errno (err, errno, "lock '%s'", path);
+  if (!ledger_read (fd, &before))
+    {
+      /* A damaged one: admissions walk until it is whole again, so this
+         walk may hold them for its length too.  */
+      if (boxer_expiry_usage (dir, &used, err) < 0)
+        return -1;
+      ledger_write (fd, &(struct ledger) { now, used });
+      return 0;
+    }
+  if (before.measured_ms <= now && now - before.measured_ms < LEDGER_REMEASURE_MS)
+    return 0;
+  /* Stamped first, so that no other worker walks too; then the walk
+     without the lock, so that admissions go on charging meanwhile.  */
+  before.measured_ms = now;
+  ledger_write (fd, &before);
+  flock (fd, LOCK_UN);
+  if (boxer_expiry_usage (dir, &used, err) < 0)
+    return -1;
+  if (flock (fd, LOCK_EX) < 0)
+    return boxer_error_errno (err, errno, "lock '%s'", path);
+  /* What was charged during the walk counts on top of it (the walk may
+     have seen part of that already: more, never less, than the disk's).
+     A ledger measured again meanwhile (an admission's walk) stays.  */
+  if (!ledger_read (fd, &after) || after.measured_ms != now || after.bytes < before.bytes)
+    return 0;
+  ledger_write (fd, &(struct ledger) { now, used + (after.bytes - before.bytes) });
+  return 0;
 }
 
 int

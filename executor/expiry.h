@@ -48,9 +48,13 @@ int boxer_expiry_usage (const char *dir, int64_t *out, struct boxer_error **err)
    that have not expired are never removed to make room: clients were
    promised them for their time to live.  Each admission charges incoming
    to a ledger in dir (".usage"); dir is walked again only when the charged
-   sum would pass the budget, or once a minute.  */
+   sum would pass the budget (or the ledger is missing or damaged).  */
 int boxer_expiry_admit (const char *dir, const char *prefix, size_t nhex, const char *stamp,
                         int64_t ttl_secs, int64_t budget, int64_t incoming, const char *setting,
                         const char *what, struct boxer_error **err);
+/* Measure dir again for its ledger if the last measure is a minute old
+   (entries that expired and went stop counting), without holding up
+   admissions during the walk.  For after an answer, not before one.  */
+int boxer_expiry_remeasure (const char *dir, int64_t budget, struct boxer_error **err);
 
 #endif

@@ -300,6 +300,13 @@ boxer_files_owner (const char *home, const char *id, int64_t ttl_secs, char **ow
 }
 
 int
+boxer_files_remeasure (const struct boxer_config *cfg, struct boxer_error **err)
+{
+  cleanup_free char *dir = files_dir (cfg->home);
+  return boxer_expiry_remeasure (dir, cfg->files_budget_bytes, err);
+}
+
+int
 boxer_files_sweep (const char *home, int64_t ttl_secs, struct boxer_error **err)
 {
   cleanup_free char *dir = files_dir (home);

@@ -84,6 +84,10 @@ int boxer_files_not_found (const char *id, int64_t ttl_secs, struct boxer_error 
 int boxer_files_owner (const char *home, const char *id, int64_t ttl_secs, char **owner_out,
                        struct boxer_error **err);
 
+/* Bring the budget's ledger back to what the uploads take, once a minute
+   (boxer_expiry_remeasure ()).  */
+int boxer_files_remeasure (const struct boxer_config *cfg, struct boxer_error **err);
+
 /* Remove uploads older than ttl_secs, and what interrupted uploads and
    removals left.  Safe to run in several workers at once.  */
 int boxer_files_sweep (const char *home, int64_t ttl_secs, struct boxer_error **err);

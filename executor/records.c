@@ -200,6 +200,13 @@ boxer_records_admit (const struct boxer_config *cfg, struct boxer_error **err)
 }
 
 int
+boxer_records_remeasure (const struct boxer_config *cfg, struct boxer_error **err)
+{
+  cleanup_free char *dir = records_dir (cfg->home);
+  return boxer_expiry_remeasure (dir, cfg->runs_budget_bytes, err);
+}
+
+int
 boxer_records_sweep (const char *home, int64_t ttl_secs, struct boxer_error **err)
 {
   cleanup_free char *dir = records_dir (home);

@@ -55,6 +55,9 @@ int boxer_records_open_output (const char *home, const char *id, int64_t ttl_sec
    cfg->runs_budget_bytes with room for the largest record a run can
    leave (its /output and both streams).  BOXER_ERR_NO_SPACE otherwise.  */
 int boxer_records_admit (const struct boxer_config *cfg, struct boxer_error **err);
+/* Bring the budget's ledger back to what the records take, once a minute
+   (boxer_expiry_remeasure ()).  */
+int boxer_records_remeasure (const struct boxer_config *cfg, struct boxer_error **err);
 
 /* Remove records older than ttl_secs and what interrupted ones left.  */
 int boxer_records_sweep (const char *home, int64_t ttl_secs, struct boxer_error **err);

@@ -502,5 +502,17 @@ boxer_files_housekeeping (struct boxer_server *srv)
       boxer_error_release (&err);
     }
   if (boxer_records_sweep (cfg->home, cfg->runs_ttl_secs, &err) < 0)
-    boxer_log_warning ("sweep run records: %s", err->msg);
+    {
+      boxer_log_warning ("sweep run records: %s", err->msg);
+      boxer_error_release (&err);
+    }
+  /* The budgets' ledgers learn here what expired, so that no admission
+     has to walk for it.  */
+  if (boxer_files_remeasure (cfg, &err) < 0)
+    {
+      boxer_log_warning ("measure uploads for files_budget_bytes: %s", err->msg);
+      boxer_error_release (&err);
+    }
+  if (boxer_records_remeasure (cfg, &err) < 0)
+    boxer_log_warning ("measure run records for runs_budget_bytes: %s", err->msg);
 }

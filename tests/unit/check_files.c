@@ -361,12 +361,65 @@ START_TEST (test_admit_ledger)
   ck_assert_int_eq (admit (dir, 900000, &err), 0);
   ck_assert (!exists ("files/%s", "f_00000000000000000000000000000001"));
 
-  /* An old ledger is measured again too: an entry written past it counts.  */
+  /* An old ledger is not walked for by an admission (that is for after an
+     answer, boxer_expiry_remeasure ()): an entry written past it does not
+     count yet.  */
   put_entry (dir, "f_00000000000000000000000000000002", 500000);
   ck_assert_int_eq (ftruncate (fd, 0), 0);
   ck_assert_int_eq (pwrite (fd, "00000000000000000001 00000000000000000000\n", 42, 0), 42);
+  ck_assert_int_eq (admit (dir, 600000, &err), 0);
+  /* Measured again, it does: 500000 on disk (the 600000 admitted wrote
+     nothing), and 600000 more would pass the budget.  */
+  ck_assert_int_eq (boxer_expiry_remeasure (dir, 1000000, &err), 0);
+  {
+    cleanup_free char *text = NULL;
+    size_t len;
+    ck_assert_int_eq (boxer_read_file (ledger, 64, &text, &len, &err), 0);
+    ck_assert_msg (strtoll (text, NULL, 10) > 1, "%s", text);
+    ck_assert_msg (strtoll (text + 21, NULL, 10) >= 500000, "%s", text);
+    ck_assert_msg (strtoll (text + 21, NULL, 10) < 600000, "%s", text);
+  }
   ck_assert_int_lt (admit (dir, 600000, &err), 0);
   ck_assert_int_eq (err->category, BOXER_ERR_NO_SPACE);
+  boxer_error_free (err);
+  err = NULL;
+}
+END_TEST
+
+/* boxer_expiry_remeasure () walks only for a ledger a minute old (or a
+   damaged one), and keeps what was charged meanwhile.  */
+START_TEST (test_remeasure)
+{
+  cleanup_error struct boxer_error *err = NULL;
+  cleanup_free char *dir = PATH_OF ("%s", "files");
+  cleanup_free char *ledger = PATH_OF ("%s", "files/.usage");
+  cleanup_free char *text = NULL;
+  size_t len;
+
+  ck_assert_int_eq (mkdir (dir, 0700), 0);
+  /* No ledger yet: nothing to do, nothing made.  */
+  ck_assert_int_eq (boxer_expiry_remeasure (dir, 1000000, &err), 0);
+  ck_assert (!exists ("%s", "files/.usage"));
+  ck_assert_int_eq (admit (dir, 100000, &err), 0);
+  put_entry (dir, "f_00000000000000000000000000000001", 300000);
+  /* Fresh: not walked, the uncharged entry unseen.  */
+  ck_assert_int_eq (boxer_expiry_remeasure (dir, 1000000, &err), 0);
+  ck_assert_int_eq (boxer_read_file (ledger, 64, &text, &len, &err), 0);
+  ck_assert_msg (strtoll (text + 21, NULL, 10) < 300000, "%s", text);
+  free (text);
+  text = NULL;
+  /* Damaged: walked, whatever its age.  */
+  {
+    cleanup_close int fd = open (ledger, O_WRONLY | O_TRUNC);
+    ck_assert_int_ge (fd, 0);
+    ck_assert_int_eq (write (fd, "x", 1), 1);
+  }
+  ck_assert_int_eq (boxer_expiry_remeasure (dir, 1000000, &err), 0);
+  ck_assert_int_eq (boxer_read_file (ledger, 64, &text, &len, &err), 0);
+  ck_assert_msg (strtoll (text + 21, NULL, 10) >= 300000, "%s", text);
+  ck_assert_msg (strtoll (text + 21, NULL, 10) < 400000, "%s", text);
+  /* No budget: nothing to keep.  */
+  ck_assert_int_eq (boxer_expiry_remeasure (dir, 0, &err), 0);
 }
 END_TEST
 
@@ -386,6 +439,7 @@ files_suite (void)
   tcase_add_test (tc, test_sweep);
   tcase_add_test (tc, test_expiry_ids);
   tcase_add_test (tc, test_admit_ledger);
+  tcase_add_test (tc, test_remeasure);
   suite_add_tcase (s, tc);
   return s;
 }
