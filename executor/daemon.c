@@ -664,14 +664,16 @@ close_loop_fds (void *data)
 }
 
 /* Boots of warm sandboxes take the slots runs leave free, never one a run
-   could use, and let the runs going finish first (warm.c).  */
+   could use, and let the programs going finish first (warm.c): those of
+   runs that have not reported; a child that has is only answering and
+   removing its sandbox, and back-to-back runs must find the pool refilled.  */
 static void
 tend_pool (struct daemon *d)
 {
   int64_t free_slots = d->max_running - d->nrunning;
 
   if (d->warm)
-    boxer_warm_tend (d->warm, (int) (free_slots > 0 ? free_slots : 0), d->nrunning > 0);
+    boxer_warm_tend (d->warm, (int) (free_slots > 0 ? free_slots : 0), live_runs (d) > 0);
 }
 
 static bool

@@ -8,7 +8,7 @@ The run behaviours themselves (timeouts, OOM, signals, stdin, files,
 outputs, truncation...) are test_run.py and test_files.py run again with
 BOXER_TEST_WARM=1 (contrib/test.sh does), every run in a warm sandbox.
 
-Ports: BOXER_TEST_PORT+40 .. +47."""
+Ports: BOXER_TEST_PORT+40 .. +48."""
 
 import json
 import os
@@ -163,6 +163,33 @@ def test_refill_yields_to_the_run_for_a_while(stacks):
         t.join(30)
     assert result["exit_code"] == 0 and result["wall_ms"] >= 5000
     assert wait_warm(s)[0]["ready"] == 1
+
+
+def test_refill_starts_once_the_program_is_over(stacks):
+    """Back-to-back runs: the refill waits for the program of the run that
+    took the sandbox, not for that run's clean-up after its answer, nor
+    for the second the next run might take."""
+    s = stacks(48, warm_config(PYTHON, size=1))
+    s.run(image=PYTHON, cmd=["true"])
+    wait_warm(s)
+    before = warm_runs(s)
+    assert s.run(image=PYTHON, cmd=["true"])["exit_code"] == 0
+    answered = time.monotonic()
+    assert warm_runs(s) == before + 1
+    result = {}
+    t = threading.Thread(target=lambda: result.update(s.run(image=PYTHON, cmd=["sleep", "3"])))
+    t.start()
+    try:
+        seen = metric(s, "boxer_warm_sandboxes")
+        while seen == 0 and time.monotonic() < answered + 0.6:
+            time.sleep(0.02)
+            seen = metric(s, "boxer_warm_sandboxes")
+        # Booting (or booted) while the next run goes, well before the
+        # second a refill may wait.
+        assert seen == 1, "no refill under way 0.6 s after the run's answer"
+    finally:
+        t.join(30)
+    assert result["exit_code"] == 0
 
 
 def test_tag_moved_drains_the_pool(stacks):
