@@ -539,9 +539,9 @@ start (uint32_t id, const unsigned char *p, size_t len)
       goto fail;
     }
   /* Its group is set: vfork () resumed us only once it had exec'd or
-     died, and setting the group is the first thing it does (a second
-     setpgid () here would cost a quarter of a millisecond under gVisor
-     and fail, after an exec).  */
+     died, and it sets its group before anything that can end it (a
+     second setpgid () here would cost a quarter of a millisecond under
+     gVisor, and fail after an exec).  */
   close (in[0]);
   close (out[1]);
   close (err[1]);
