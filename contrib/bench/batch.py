@@ -18,19 +18,19 @@ running Boxer with the image.
 
 Both modes feed each program to `python3 -` on stdin, the same text
 (prompt + canonical solution + test + check(entry_point)); a program passes
-when it exits 0 in time.
-
-With --start-stack a third mode measures gVisor's own floor: one bare
-`runsc run` of the image's rootfs (Boxer's flags, as warm.py's baseline)
-whose python3 runs the same programs as `python3 -` children, --parallelism
-at a time, each taken as a slot frees (as a batch's are). The batch cannot
-beat it: what lies between the two is Boxer's share. The baseline's processes run as uid 65534 when
+when it exits 0 in time. The baseline's processes run as uid 65534 when
 this runs as root, in an empty working directory, with the host's python3
 (--python). The batch's sandbox gets --parallelism cores and --memory-mb,
 as much as the baseline's processes may use; its time is the whole
 POST /batch as the client sees it (sandbox start-up, every run, the
 answer). Modes alternate for --rounds rounds and each keeps its fastest,
 so that a burst of other work on the machine does not decide the ratio.
+
+With --start-stack a third mode measures gVisor's own floor: one bare
+`runsc run` of the image's rootfs (Boxer's flags, as warm.py's baseline)
+whose python3 runs the same programs as `python3 -` children, --parallelism
+at a time, each taken as a slot frees (as a batch's are). The batch cannot
+beat it: what lies between the two is Boxer's share.
 """
 
 from __future__ import annotations
