@@ -82,6 +82,12 @@ boxer_cache_free (struct boxer_cache *cache)
   free (cache);
 }
 
+void
+boxer_cache_tidy (struct boxer_cache *cache)
+{
+  boxer_store_tidy (cache->store);
+}
+
 int
 boxer_cache_configure (struct boxer_cache *cache, const struct boxer_config *cfg,
                        struct boxer_error **err)

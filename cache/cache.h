@@ -52,6 +52,9 @@ struct boxer_cache;
    temporaries that a killed process left behind.  */
 int boxer_cache_open (struct boxer_cache **out, const char *home, struct boxer_error **err);
 void boxer_cache_free (struct boxer_cache *cache);
+/* Remove what failed pulls left on disk.  A pull that fails returns
+   before that, so that its caller can answer first and call this after.  */
+void boxer_cache_tidy (struct boxer_cache *cache);
 
 /* Take the pull settings of cfg (registries, image_platform, pull_policy,
    images_budget_bytes, registry_timeout_secs), which must outlive the

@@ -20,9 +20,19 @@
 #define REF_TMP_STALE_SECS 3600
 #define IMAGE_JSON_VERSION 1
 
+/* An unpacking that failed, still on disk: tmp/<id>, with tmp/<id>.lock
+   still held so that no sweep races us to it.  */
+struct leftover
+{
+  struct leftover *next;
+  char *tmpdir;
+  int lockfd;
+};
+
 struct boxer_store
 {
   char *dir;            /* absolute <home>/images */
+  struct leftover *leftovers;
 };
 
 const char *
@@ -32,10 +42,30 @@ boxer_store_dir (const struct boxer_store *store)
 }
 
 void
+boxer_store_tidy (struct boxer_store *store)
+{
+  while (store->leftovers)
+    {
+      struct leftover *l = store->leftovers;
+      cleanup_free char *lock = xasprintf ("%s.lock", l->tmpdir);
+      cleanup_error struct boxer_error *err = NULL;
+
+      store->leftovers = l->next;
+      /* Should this fail, the sweep tries again once our lock is gone.  */
+      if (boxer_rm_rf (l->tmpdir, &err) == 0)
+        unlink (lock);
+      close (l->lockfd);
+      free (l->tmpdir);
+      free (l);
+    }
+}
+
+void
 boxer_store_free (struct boxer_store *store)
 {
   if (store == NULL)
     return;
+  boxer_store_tidy (store);
   free (store->dir);
   free (store);
 }
@@ -469,9 +499,15 @@ unpack_and_rename (struct boxer_store *store, const struct boxer_store_source *s
     r = boxer_error_errno (err, errno, "rename '%s' to '%s'", tmpdir, final);
   if (r < 0)
     {
-      struct boxer_error *cleanup_err = NULL;
-      boxer_rm_rf (tmpdir, &cleanup_err);
-      boxer_error_free (cleanup_err);
+      /* Removing what a pull cut short at its deadline can take longer
+         than the pull did: boxer_store_tidy () does it, once the caller
+         has answered.  */
+      struct leftover *l = xmalloc0 (sizeof *l);
+      l->tmpdir = steal_pointer (&tmpdir);
+      l->lockfd = steal_fd (&lockfd);
+      l->next = store->leftovers;
+      store->leftovers = l;
+      return r;
     }
   /* Unlinked while still held, so a sweep never sees it free.  */
   unlink (lock);

@@ -34,7 +34,11 @@ struct boxer_store;
 
 /* Create the directories if needed and sweep (boxer_store_sweep ()).  */
 int boxer_store_open (struct boxer_store **out, const char *home, struct boxer_error **err);
+/* Removes the store's leftovers first (boxer_store_tidy ()).  */
 void boxer_store_free (struct boxer_store *store);
+/* Remove what this store's failed publishes left in tmp/; those return
+   before removing it, so that an answer need not wait for it.  */
+void boxer_store_tidy (struct boxer_store *store);
 
 /* The absolute <home>/images.  */
 const char *boxer_store_dir (const struct boxer_store *store);

@@ -181,6 +181,7 @@ worker_main (void *data)
          answer is out, without waiting.  */
       boxer_exec_report (&app->cfg, &rep);
       /* After the answer is out, so no client waits for it.  */
+      boxer_cache_tidy (app->srv.cache);
       boxer_files_housekeeping (&app->srv);
     }
   FCGX_Free (&req, 1);
