@@ -606,7 +606,6 @@ boxer_executor_warm_boot (struct boxer_executor *ex, struct boxer_warm_sandbox *
   struct boxer_run_request none = { .limits = limits ? *limits : cfg->max_limits };
   char *const env[] = { (char *) "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                         NULL };
-  char *const args[] = { (char *) BOXER_INIT_MOUNT, NULL };
   struct run run;
   struct stat st;
   int r = -1;
@@ -646,13 +645,11 @@ boxer_executor_warm_boot (struct boxer_executor *ex, struct boxer_warm_sandbox *
   {
     struct boxer_spec_input in = {
       .rootfs = rootfs,
-      .args = args,
+      .init_path = init_path (ex),
       .env = env,
-      .cwd = "/",
       .hostname = "boxer",
       .cgroups_path = run.cgroup ? boxer_cgroup_path (run.cgroup) : NULL,
       .limits = &none.limits,
-      .init_path = init_path (ex),
       .netns_path = run.net.netns_path,
       .host_network = run.net.mode == BOXER_NETWORK_HOST,
     };

@@ -138,23 +138,19 @@ build_process (const struct boxer_spec_input *in)
                                            "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP",
                                            "CAP_SYS_ADMIN", NULL };
   const char *init_argv[] = { BOXER_INIT_MOUNT, NULL };
-  bool init = in->init_path != NULL;
 
   json_object_object_add (p, "terminal", json_object_new_boolean (0));
-  json_object_object_add (user, "uid", json_object_new_int (init ? 0 : BOXER_RUN_UID));
-  json_object_object_add (user, "gid", json_object_new_int (init ? 0 : BOXER_RUN_GID));
+  json_object_object_add (user, "uid", json_object_new_int (0));
+  json_object_object_add (user, "gid", json_object_new_int (0));
   json_object_object_add (p, "user", user);
-  json_object_object_add (p, "args", strv_to_json (init ? (char *const *) init_argv : in->args));
+  json_object_object_add (p, "args", strv_to_json ((char *const *) init_argv));
   json_object_object_add (p, "env", strv_to_json (in->env));
-  json_object_object_add (p, "cwd", json_object_new_string (init ? "/" : in->cwd));
-  /* No capabilities at all for a program run directly: it needs none, and
-     RLIMIT_NPROC is only enforced without CAP_SYS_RESOURCE and
-     CAP_SYS_ADMIN.  */
+  json_object_object_add (p, "cwd", json_object_new_string ("/"));
   for (size_t i = 0; i < sizeof cap_sets / sizeof cap_sets[0]; i++)
     {
       json_object *set = json_object_new_array ();
-      bool held = init && strcmp (cap_sets[i], "ambient") != 0
-                  && strcmp (cap_sets[i], "inheritable") != 0;
+      /* None a program could inherit across its execve.  */
+      bool held = strcmp (cap_sets[i], "ambient") != 0 && strcmp (cap_sets[i], "inheritable") != 0;
       for (size_t c = 0; held && init_caps[c]; c++)
         json_object_array_add (set, json_object_new_string (init_caps[c]));
       json_object_object_add (caps, cap_sets[i], set);
@@ -192,9 +188,8 @@ build_mounts (const struct boxer_spec_input *in)
   json_object_array_add (mounts, mount_entry ("/dev/shm", "tmpfs", "shm", shm_opts));
   json_object_array_add (mounts, mount_entry ("/sys", "sysfs", "sysfs", sys_opts));
   json_object_array_add (mounts, mount_entry ("/tmp", "tmpfs", "tmpfs", tmp_opts));
-  if (in->init_path)
-    json_object_array_add (mounts, mount_entry (BOXER_INIT_MOUNT, "bind", in->init_path,
-                                                bind_opts));
+  json_object_array_add (mounts, mount_entry (BOXER_INIT_MOUNT, "bind", in->init_path,
+                                              bind_opts));
   for (size_t i = 0; i < in->n_binds; i++)
     json_object_array_add (mounts, mount_entry (in->binds[i].destination, "bind",
                                                 in->binds[i].source,
@@ -251,10 +246,8 @@ boxer_spec_build (const struct boxer_spec_input *in, char **out, struct boxer_er
   json_object *spec;
   json_object *root;
 
-  if (in->args == NULL || in->args[0] == NULL)
-    return boxer_error_make (err, BOXER_ERR_INTERNAL, "spec: no argv");
-  if (in->cwd == NULL || in->cwd[0] != '/')
-    return boxer_error_make (err, BOXER_ERR_INTERNAL, "spec: cwd must be absolute");
+  if (in->init_path == NULL || in->init_path[0] != '/')
+    return boxer_error_make (err, BOXER_ERR_INTERNAL, "spec: boxer-init's path must be absolute");
 
   spec = json_object_new_object ();
   root = json_object_new_object ();

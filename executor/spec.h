@@ -1,4 +1,5 @@
-/* The OCI runtime spec (config.json) of one run: pure, no I/O.  */
+/* The OCI runtime spec (config.json) of one sandbox: pure, no I/O.  Its
+   process is always boxer-init, which starts the programs.  */
 #ifndef BOXER_EXECUTOR_SPEC_H
 #define BOXER_EXECUTOR_SPEC_H
 
@@ -8,13 +9,13 @@
 
 #include "common/config.h"
 
-/* Every run's process runs as this unprivileged user: the user-facing
-   pids_limit is RLIMIT_NPROC inside the sandbox, and that only binds a
-   non-root user without capabilities.  */
+/* boxer-init starts every program as this unprivileged user: the
+   user-facing pids_limit is RLIMIT_NPROC inside the sandbox, and that only
+   binds a non-root user without capabilities.  */
 #define BOXER_RUN_UID 65534
 #define BOXER_RUN_GID 65534
 
-/* Where boxer-init is mounted (read-only) in a sandbox that runs it.  */
+/* Where boxer-init is mounted (read-only) in every sandbox.  */
 #define BOXER_INIT_MOUNT "/.boxer-init"
 
 /* A host file or directory bind-mounted into the run, read-only unless
@@ -29,18 +30,16 @@ struct boxer_spec_bind
 struct boxer_spec_input
 {
   const char *rootfs;               /* absolute path of the shared rootfs */
-  char *const *args;                /* argv, at least one element */
-  char *const *env;                 /* final environment, "K=V" */
-  const char *cwd;                  /* absolute */
+  const char *init_path;            /* absolute host path of boxer-init: it is the
+                                       process, as root with what it needs to start
+                                       programs as BOXER_RUN_UID */
+  char *const *env;                 /* boxer-init's environment, "K=V" */
   const char *hostname;
   const char *cgroups_path;         /* NULL when cgroups are ignored */
   const struct boxer_limits *limits;
   const struct boxer_spec_bind *binds;      /* n_binds binds, after the defaults */
   size_t n_binds;
   const char *netns_path;           /* join this network namespace (sandbox network) */
-  const char *init_path;            /* host path of boxer-init: it is the process (as
-                                       root, with what it needs to start programs as
-                                       BOXER_RUN_UID), args are ignored */
   bool host_network;                /* no network namespace at all (host network) */
 };
 
