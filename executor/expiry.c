@@ -122,11 +122,15 @@ boxer_expiry_usage (const char *dir, int64_t *out, struct boxer_error **err)
    the directory costs a moment per entry, and a busy server keeps many
    thousands for their time to live; with the ledger an admission reads
    and charges two numbers under a lock, and only walks when the charged
-   sum would pass the budget.  As each admission is charged the most it
-   may write, the sum stays at or above what the disk holds, and the budget
-   holds as it did with a walk before every admission.  Expired entries
-   going is what brings the sum down: boxer_expiry_remeasure () walks
-   again once a minute, after a request's answer, never before one.  */
+   sum would pass the budget.  Each admission is charged what its entry
+   may hold, and once written (boxer_expiry_settle ()) what it took: the
+   sum stays at or above what the disk holds but for entries still being
+   written that take more than their charge (a run record's escapes and
+   directories), and the budget holds as it did with a walk before every
+   admission, which could not count what those would take either.
+   Expired entries going is what brings the sum down:
+   boxer_expiry_remeasure () walks again once a minute, after a request's
+   answer, never before one.  */
 #define LEDGER_NAME ".usage"
 #define LEDGER_REMEASURE_MS (60 * 1000)
 
@@ -136,26 +140,40 @@ struct ledger
      look new or from the future; its sum still covers what is on disk.  */
   long long measured_ms;
   long long bytes;
+  /* One more at every measure, so that a charge knows whether the sum
+     still holds it: two measures may share a millisecond.  */
+  long long measure;
 };
 
 static bool
 ledger_read (int fd, struct ledger *l)
 {
-  char buf[64];
+  char buf[96];
   ssize_t n = pread (fd, buf, sizeof buf - 1, 0);
 
   if (n <= 0)
     return false;
   buf[n] = '\0';
-  return sscanf (buf, "%lld %lld", &l->measured_ms, &l->bytes) == 2 && l->bytes >= 0;
+  return sscanf (buf, "%lld %lld %lld", &l->measured_ms, &l->bytes, &l->measure) == 3
+         && l->bytes >= 0;
+}
+
+/* The measure after l's, or after a damaged ledger's, whose number is
+   lost: the clock then, which is past any number counted up from an
+   earlier one's clock at one per measure.  */
+static long long
+next_measure (const struct ledger *l, long long now)
+{
+  return l ? l->measure + 1 : now;
 }
 
 static void
 ledger_write (int fd, const struct ledger *l)
 {
-  char buf[64];
+  char buf[96];
   /* Fixed width: a rewrite always covers the last one whole.  */
-  int n = snprintf (buf, sizeof buf, "%020lld %020lld\n", l->measured_ms, l->bytes);
+  int n = snprintf (buf, sizeof buf, "%020lld %020lld %020lld\n", l->measured_ms, l->bytes,
+                    l->measure);
 
   if (pwrite (fd, buf, (size_t) n, 0) != n)
     /* A ledger that cannot be trusted makes the next admission walk.  */
@@ -181,15 +199,19 @@ measure_and_admit (const char *dir, const char *prefix, size_t nhex, const char 
 int
 boxer_expiry_admit (const char *dir, const char *prefix, size_t nhex, const char *stamp,
                     int64_t ttl_secs, int64_t budget, int64_t incoming, const char *setting,
-                    const char *what, struct boxer_error **err)
+                    const char *what, struct boxer_expiry_charge *charge,
+                    struct boxer_error **err)
 {
   cleanup_free char *path = NULL;
   cleanup_close int fd = -1;
   long long now = boxer_now_ms ();
   struct ledger l;
+  bool whole;
   int64_t used = 0;
   int r;
 
+  if (charge)
+    *charge = (struct boxer_expiry_charge) { 0, 0 };
   if (budget <= 0)
     return 0;
   path = xasprintf ("%s/" LEDGER_NAME, dir);
@@ -200,10 +222,13 @@ boxer_expiry_admit (const char *dir, const char *prefix, size_t nhex, const char
       close (fd);
       fd = -1;
     }
-  if (fd >= 0 && ledger_read (fd, &l) && l.bytes + incoming <= budget)
+  whole = fd >= 0 && ledger_read (fd, &l);
+  if (whole && l.bytes + incoming <= budget)
     {
       l.bytes += incoming;
       ledger_write (fd, &l);
+      if (charge)
+        *charge = (struct boxer_expiry_charge) { l.measure, incoming };
       return 0;
     }
   r = measure_and_admit (dir, prefix, nhex, stamp, ttl_secs, budget, incoming, &used, err);
@@ -211,8 +236,11 @@ boxer_expiry_admit (const char *dir, const char *prefix, size_t nhex, const char
     return -1;
   if (fd >= 0)
     {
-      l = (struct ledger) { now, used + (r == 0 ? incoming : 0) };
+      l = (struct ledger) { now, used + (r == 0 ? incoming : 0),
+                            next_measure (whole ? &l : NULL, now) };
       ledger_write (fd, &l);
+      if (r == 0 && charge)
+        *charge = (struct boxer_expiry_charge) { l.measure, incoming };
     }
   if (r == 0)
     return 0;
@@ -221,6 +249,32 @@ boxer_expiry_admit (const char *dir, const char *prefix, size_t nhex, const char
                            "%lld more; try again once older ones expire",
                            what, (long long) used, setting, (long long) budget,
                            (long long) incoming);
+}
+
+void
+boxer_expiry_settle (const char *dir, const struct boxer_expiry_charge *charge, int64_t actual)
+{
+  cleanup_free char *path = NULL;
+  cleanup_close int fd = -1;
+  struct ledger l;
+
+  if (charge->bytes == 0)
+    return;
+  path = xasprintf ("%s/" LEDGER_NAME, dir);
+  fd = open (path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  /* None, or a damaged one: the next admission walks anyway.  */
+  if (fd < 0 || flock (fd, LOCK_EX) < 0 || !ledger_read (fd, &l))
+    return;
+  /* Measured again since the charge, the ledger no longer holds it: the
+     walk saw the entry half-written at most, and what it took is added
+     whole (more, never less, than the disk's).  */
+  if (l.measure == charge->measure)
+    l.bytes = l.bytes - charge->bytes + actual;
+  else
+    l.bytes += actual;
+  if (l.bytes < 0)
+    l.bytes = 0;
+  ledger_write (fd, &l);
 }
 
 int
@@ -247,7 +301,7 @@ boxer_expiry_remeasure (const char *dir, int64_t budget, struct boxer_error **er
          walk may hold them for its length too.  */
       if (boxer_expiry_usage (dir, &used, err) < 0)
         return -1;
-      ledger_write (fd, &(struct ledger) { now, used });
+      ledger_write (fd, &(struct ledger) { now, used, next_measure (NULL, now) });
       return 0;
     }
   if (before.measured_ms <= now && now - before.measured_ms < LEDGER_REMEASURE_MS)
@@ -255,6 +309,7 @@ boxer_expiry_remeasure (const char *dir, int64_t budget, struct boxer_error **er
   /* Stamped first, so that no other worker walks too; then the walk
      without the lock, so that admissions go on charging meanwhile.  */
   before.measured_ms = now;
+  before.measure = next_measure (&before, now);
   ledger_write (fd, &before);
   flock (fd, LOCK_UN);
   if (boxer_expiry_usage (dir, &used, err) < 0)
@@ -264,9 +319,9 @@ boxer_expiry_remeasure (const char *dir, int64_t budget, struct boxer_error **er
   /* What was charged during the walk counts on top of it (the walk may
      have seen part of that already: more, never less, than the disk's).
      A ledger measured again meanwhile (an admission's walk) stays.  */
-  if (!ledger_read (fd, &after) || after.measured_ms != now || after.bytes < before.bytes)
+  if (!ledger_read (fd, &after) || after.measure != before.measure || after.bytes < before.bytes)
     return 0;
-  ledger_write (fd, &(struct ledger) { now, used + (after.bytes - before.bytes) });
+  ledger_write (fd, &(struct ledger) { now, used + (after.bytes - before.bytes), before.measure });
   return 0;
 }
 

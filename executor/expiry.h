@@ -48,10 +48,25 @@ int boxer_expiry_usage (const char *dir, int64_t *out, struct boxer_error **err)
    that have not expired are never removed to make room: clients were
    promised them for their time to live.  Each admission charges incoming
    to a ledger in dir (".usage"); dir is walked again only when the charged
-   sum would pass the budget (or the ledger is missing or damaged).  */
+   sum would pass the budget (or the ledger is missing or damaged).
+
+   charge, when not NULL, is what this admission charged, for
+   boxer_expiry_settle () once the entry is written.  */
+struct boxer_expiry_charge
+{
+  long long measure;        /* the ledger's measure the charge went into */
+  int64_t bytes;            /* 0: nothing charged, nothing to settle */
+};
 int boxer_expiry_admit (const char *dir, const char *prefix, size_t nhex, const char *stamp,
                         int64_t ttl_secs, int64_t budget, int64_t incoming, const char *setting,
-                        const char *what, struct boxer_error **err);
+                        const char *what, struct boxer_expiry_charge *charge,
+                        struct boxer_error **err);
+/* Replace an admission's charge with what its entry took on disk (0 when
+   none was kept).  A worst case can be many times what entries usually
+   take; settled, it holds only for as long as the entry is being written,
+   and the ledger stays close to the disk.  */
+void boxer_expiry_settle (const char *dir, const struct boxer_expiry_charge *charge,
+                          int64_t actual);
 /* Measure dir again for its ledger if the last measure is a minute old
    (entries that expired and went stop counting), without holding up
    admissions during the walk.  For after an answer, not before one.  */

@@ -80,7 +80,7 @@ boxer_files_admit (const struct boxer_config *cfg, int64_t incoming, struct boxe
     return -1;
   return boxer_expiry_admit (dir, BOXER_FILE_ID_PREFIX, BOXER_FILE_ID_HEX, "meta.json",
                              cfg->files_ttl_secs, cfg->files_budget_bytes, incoming,
-                             "files_budget_bytes", "uploads", err);
+                             "files_budget_bytes", "uploads", NULL, err);
 }
 
 int

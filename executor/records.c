@@ -186,17 +186,50 @@ boxer_records_open_output (const char *home, const char *id, int64_t ttl_secs,
   return 0;
 }
 
+/* What result.json holds beside the streams and the outputs' names: the
+   ids, the image's reference and digest, times, an API key's name, the
+   field names, and the record's directories.  */
+#define RESULT_REST_BYTES (16 * 1024)
+
 int
-boxer_records_admit (const struct boxer_config *cfg, struct boxer_error **err)
+boxer_records_admit (const struct boxer_config *cfg, struct boxer_expiry_charge *charge,
+                     struct boxer_error **err)
 {
   cleanup_free char *dir = records_dir (cfg->home);
-  int64_t most = cfg->outputs_limit_bytes + 2 * cfg->output_limit_bytes;
+  /* What a run's limits let it keep.  Its record can take more on disk:
+     JSON writes a control byte in six, and every file kept may sit in
+     directories of its own, each a block.  A worst case that far from the
+     usual one, charged to every run in flight, would have admissions walk
+     whenever a few are queued; the charge is settled to what the record
+     took as soon as it is written instead.  */
+  int64_t most = cfg->outputs_limit_bytes + 2 * cfg->output_limit_bytes + RESULT_REST_BYTES;
 
+  *charge = (struct boxer_expiry_charge) { 0, 0 };
   if (boxer_check_free_space (cfg->home, cfg->min_free_bytes, "runs", err) < 0)
     return -1;
   return boxer_expiry_admit (dir, BOXER_RECORD_ID_PREFIX, BOXER_RECORD_ID_HEX, "result.json",
                              cfg->runs_ttl_secs, cfg->runs_budget_bytes, most,
-                             "runs_budget_bytes", "run records", err);
+                             "runs_budget_bytes", "run records", charge, err);
+}
+
+void
+boxer_records_settle (const struct boxer_config *cfg, const char *id,
+                      const struct boxer_expiry_charge *charge)
+{
+  cleanup_free char *dir = records_dir (cfg->home);
+  cleanup_error struct boxer_error *err = NULL;
+  int64_t actual = 0;
+
+  if (charge->bytes == 0)
+    return;
+  if (id && boxer_records_id_is_valid (id))
+    {
+      cleanup_free char *path = xasprintf ("%s/%s", dir, id);
+      /* Unmeasured, it is the whole charge that stays.  */
+      if (boxer_expiry_usage (path, &actual, &err) < 0)
+        return;
+    }
+  boxer_expiry_settle (dir, charge, actual);
 }
 
 int

@@ -15,6 +15,7 @@
 
 #include "common/config.h"
 #include "common/error.h"
+#include "expiry.h"
 
 #define BOXER_RECORD_ID_PREFIX "r_"
 #define BOXER_RECORD_ID_HEX 32
@@ -52,9 +53,16 @@ int boxer_records_open_output (const char *home, const char *id, int64_t ttl_sec
 
 /* Whether a run may start, as far as its record goes: the disk keeps
    cfg->min_free_bytes free and the records stay within
-   cfg->runs_budget_bytes with room for the largest record a run can
-   leave (its /output and both streams).  BOXER_ERR_NO_SPACE otherwise.  */
-int boxer_records_admit (const struct boxer_config *cfg, struct boxer_error **err);
+   cfg->runs_budget_bytes with room for what a run's limits let it keep
+   (its /output and both streams).  BOXER_ERR_NO_SPACE otherwise.  What
+   was charged for it goes to boxer_records_settle () once the record is
+   written or given up.  */
+int boxer_records_admit (const struct boxer_config *cfg, struct boxer_expiry_charge *charge,
+                         struct boxer_error **err);
+/* Settle the charge of an admission to what the record of run id takes
+   (nothing when id is NULL or has no record).  */
+void boxer_records_settle (const struct boxer_config *cfg, const char *id,
+                           const struct boxer_expiry_charge *charge);
 /* Bring the budget's ledger back to what the records take, once a minute
    (boxer_expiry_remeasure ()).  */
 int boxer_records_remeasure (const struct boxer_config *cfg, struct boxer_error **err);

@@ -37,9 +37,11 @@ boxer_handle_run (struct boxer_server *srv, struct boxer_http *http, struct boxe
   return r;
 }
 
-int
-boxer_run_answer (struct boxer_server *srv, struct boxer_http *http,
-                  const struct boxer_run_request *req, struct boxer_error **err)
+/* Run req and answer with its result, kept as the record id.  */
+static int
+run_and_record (struct boxer_server *srv, struct boxer_http *http,
+                const struct boxer_run_request *req, char id[static 40],
+                struct boxer_error **err)
 {
   cleanup_image struct boxer_image *image = NULL;
   cleanup_close int output_fd = -1;
@@ -47,17 +49,11 @@ boxer_run_answer (struct boxer_server *srv, struct boxer_http *http,
   cleanup_sse struct boxer_sse sse = { 0 };
   struct boxer_run_sink sink = boxer_sse_sink (&sse);
   bool streamed = boxer_sse_wanted (http->fcgi, "text/event-stream");
-  char id[40];
   json_object *reply;
   long long t0;
   uint64_t bytes0;
   int r;
 
-  if (boxer_files_check_owners (srv, http, req, err) < 0)
-    return -1;
-  /* A run whose record could not be kept is refused before it starts.  */
-  if (boxer_records_admit (srv->cfg, err) < 0)
-    return -1;
   /* Pulled as the pull policy says (if the key may pull), and held (never
      collected) until image is freed, after the run.  */
   t0 = boxer_now_ms ();
@@ -93,6 +89,24 @@ boxer_run_answer (struct boxer_server *srv, struct boxer_http *http,
   json_object_put (reply);
   http->status = 200;
   return 0;
+}
+
+int
+boxer_run_answer (struct boxer_server *srv, struct boxer_http *http,
+                  const struct boxer_run_request *req, struct boxer_error **err)
+{
+  struct boxer_expiry_charge charge;
+  char id[40] = "";
+  int r;
+
+  if (boxer_files_check_owners (srv, http, req, err) < 0)
+    return -1;
+  /* A run whose record could not be kept is refused before it starts.  */
+  if (boxer_records_admit (srv->cfg, &charge, err) < 0)
+    return -1;
+  r = run_and_record (srv, http, req, id, err);
+  boxer_records_settle (srv->cfg, id[0] ? id : NULL, &charge);
+  return r;
 }
 
 int

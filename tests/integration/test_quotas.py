@@ -91,8 +91,9 @@ def test_runs_budget(small_home):
     first = s.run(image=BUSYBOX, cmd=["sh", "-c", script])
     assert first["stdout"] == "done\n"
     s.run(image=BUSYBOX, cmd=["sh", "-c", script])
-    # Two records of ~64 KiB, and room needed for the largest a run can
-    # leave (192 KiB): the third is refused before it starts.
+    # Two records of ~64 KiB, and room needed for what a run may keep
+    # (its outputs and both streams, 192 KiB, and 16 KiB for the rest of
+    # its record): the third is refused before it starts.
     status, code, msg = error_of(s.request("POST", "/run",
                                            {"image": BUSYBOX, "cmd": ["sh", "-c", script]}))
     assert (status, code) == (503, "busy"), msg
@@ -102,6 +103,26 @@ def test_runs_budget(small_home):
     assert status == 200, raw
     time.sleep(4.5)
     assert s.run(image=BUSYBOX, cmd=["sh", "-c", script])["stdout"] == "done\n"
+
+
+def test_a_record_counts_what_it_took(small_home):
+    """A run is charged what its limits let it keep, but JSON writes each
+    control byte it printed in six: once written, its record counts for
+    what it took, and the budget holds from then on."""
+    s = small_home({"runs_budget_bytes": 600 * 1024, "runs_ttl_secs": 4,
+                    "outputs_limit_bytes": 65536, "output_limit_bytes": 65536})
+    ones = "head -c 65536 /dev/zero | tr '\\000' '\\001'"
+    r = s.run(image=BUSYBOX, cmd=["sh", "-c", f"{ones}; {ones} >&2"])
+    assert r["stdout"] == r["stderr"] == "\x01" * 65536, r["stdout"][:20]
+    assert not r["stdout_truncated"] and not r["stderr_truncated"]
+    # About 770 KiB on disk, and 208 KiB charged for the next run: past
+    # the budget.  Charged only as much as the first, the two would fit.
+    status, code, msg = error_of(s.request("POST", "/run",
+                                           {"image": BUSYBOX, "cmd": ["true"]}))
+    assert (status, code) == (503, "busy"), msg
+    assert "runs_budget_bytes" in msg
+    time.sleep(4.5)
+    assert s.run(image=BUSYBOX, cmd=["echo", "ok"])["stdout"] == "ok\n"
 
 
 def test_free_space_floor(small_home):

@@ -318,7 +318,7 @@ static int
 admit (const char *dir, int64_t incoming, struct boxer_error **err)
 {
   return boxer_expiry_admit (dir, "f_", 32, "meta.json", 3600, 1000000, incoming,
-                             "files_budget_bytes", "uploads", err);
+                             "files_budget_bytes", "uploads", NULL, err);
 }
 
 /* Admissions charge a ledger and walk the directory only when the charged
@@ -366,7 +366,9 @@ START_TEST (test_admit_ledger)
      count yet.  */
   put_entry (dir, "f_00000000000000000000000000000002", 500000);
   ck_assert_int_eq (ftruncate (fd, 0), 0);
-  ck_assert_int_eq (pwrite (fd, "00000000000000000001 00000000000000000000\n", 42, 0), 42);
+  ck_assert_int_eq (pwrite (fd, "00000000000000000001 00000000000000000000 00000000000000000001\n",
+                           63, 0),
+                    63);
   ck_assert_int_eq (admit (dir, 600000, &err), 0);
   /* Measured again, it does: 500000 on disk (the 600000 admitted wrote
      nothing), and 600000 more would pass the budget.  */
@@ -374,7 +376,7 @@ START_TEST (test_admit_ledger)
   {
     cleanup_free char *text = NULL;
     size_t len;
-    ck_assert_int_eq (boxer_read_file (ledger, 64, &text, &len, &err), 0);
+    ck_assert_int_eq (boxer_read_file (ledger, 96, &text, &len, &err), 0);
     ck_assert_msg (strtoll (text, NULL, 10) > 1, "%s", text);
     ck_assert_msg (strtoll (text + 21, NULL, 10) >= 500000, "%s", text);
     ck_assert_msg (strtoll (text + 21, NULL, 10) < 600000, "%s", text);
@@ -404,7 +406,7 @@ START_TEST (test_remeasure)
   put_entry (dir, "f_00000000000000000000000000000001", 300000);
   /* Fresh: not walked, the uncharged entry unseen.  */
   ck_assert_int_eq (boxer_expiry_remeasure (dir, 1000000, &err), 0);
-  ck_assert_int_eq (boxer_read_file (ledger, 64, &text, &len, &err), 0);
+  ck_assert_int_eq (boxer_read_file (ledger, 96, &text, &len, &err), 0);
   ck_assert_msg (strtoll (text + 21, NULL, 10) < 300000, "%s", text);
   free (text);
   text = NULL;
@@ -415,11 +417,74 @@ START_TEST (test_remeasure)
     ck_assert_int_eq (write (fd, "x", 1), 1);
   }
   ck_assert_int_eq (boxer_expiry_remeasure (dir, 1000000, &err), 0);
-  ck_assert_int_eq (boxer_read_file (ledger, 64, &text, &len, &err), 0);
+  ck_assert_int_eq (boxer_read_file (ledger, 96, &text, &len, &err), 0);
   ck_assert_msg (strtoll (text + 21, NULL, 10) >= 300000, "%s", text);
   ck_assert_msg (strtoll (text + 21, NULL, 10) < 400000, "%s", text);
   /* No budget: nothing to keep.  */
   ck_assert_int_eq (boxer_expiry_remeasure (dir, 0, &err), 0);
+}
+END_TEST
+
+static long long
+ledger_bytes (const char *ledger)
+{
+  cleanup_error struct boxer_error *err = NULL;
+  cleanup_free char *text = NULL;
+  size_t len;
+
+  ck_assert_int_eq (boxer_read_file (ledger, 96, &text, &len, &err), 0);
+  return strtoll (text + 21, NULL, 10);
+}
+
+/* Once its entry is written, an admission's charge becomes what the entry
+   took; after a walk measured the directory again, that walk's figure
+   stands and what the entry took is added.  */
+START_TEST (test_settle)
+{
+  cleanup_error struct boxer_error *err = NULL;
+  cleanup_free char *dir = PATH_OF ("%s", "files");
+  cleanup_free char *ledger = PATH_OF ("%s", "files/.usage");
+  struct boxer_expiry_charge c, c2;
+  long long before;
+
+  ck_assert_int_eq (mkdir (dir, 0700), 0);
+  ck_assert_int_eq (boxer_expiry_admit (dir, "f_", 32, "meta.json", 3600, 1000000, 600000,
+                                        "files_budget_bytes", "uploads", &c, &err),
+                    0);
+  ck_assert_int_eq (c.bytes, 600000);
+  before = ledger_bytes (ledger);
+  ck_assert_int_ge (before, 600000);
+  /* Unsettled, 600000 more would not fit; settled, it does.  */
+  boxer_expiry_settle (dir, &c, 10000);
+  ck_assert_int_eq (ledger_bytes (ledger), before - 600000 + 10000);
+  ck_assert_int_eq (boxer_expiry_admit (dir, "f_", 32, "meta.json", 3600, 1000000, 600000,
+                                        "files_budget_bytes", "uploads", &c2, &err),
+                    0);
+  boxer_expiry_settle (dir, &c2, 0);
+
+  /* Charged, then measured again (the entry was not there yet): the
+     walk's figure no longer holds the charge, and the entry is added.  */
+  ck_assert_int_eq (boxer_expiry_admit (dir, "f_", 32, "meta.json", 3600, 1000000, 100000,
+                                        "files_budget_bytes", "uploads", &c, &err),
+                    0);
+  {
+    cleanup_close int fd = open (ledger, O_WRONLY);
+    ck_assert_int_ge (fd, 0);
+    ck_assert_int_eq (pwrite (fd, "00000000000000000001", 20, 0), 20);
+  }
+  ck_assert_int_eq (boxer_expiry_remeasure (dir, 1000000, &err), 0);
+  before = ledger_bytes (ledger);
+  ck_assert_int_lt (before, 100000);
+  boxer_expiry_settle (dir, &c, 5000);
+  ck_assert_int_eq (ledger_bytes (ledger), before + 5000);
+
+  /* Nothing charged (no budget): nothing settled.  */
+  ck_assert_int_eq (boxer_expiry_admit (dir, "f_", 32, "meta.json", 3600, 0, 100000,
+                                        "files_budget_bytes", "uploads", &c, &err),
+                    0);
+  ck_assert_int_eq (c.bytes, 0);
+  boxer_expiry_settle (dir, &c, 5000);
+  ck_assert_int_eq (ledger_bytes (ledger), before + 5000);
 }
 END_TEST
 
@@ -440,6 +505,7 @@ files_suite (void)
   tcase_add_test (tc, test_expiry_ids);
   tcase_add_test (tc, test_admit_ledger);
   tcase_add_test (tc, test_remeasure);
+  tcase_add_test (tc, test_settle);
   suite_add_tcase (s, tc);
   return s;
 }

@@ -8,11 +8,13 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/mount.h>
+#include <json-c/json.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <time.h>
 
 #include "common/fsutil.h"
+#include "executor/expiry.h"
 #include "executor/outputs.h"
 #include "executor/records.h"
 
@@ -372,6 +374,109 @@ START_TEST (test_records)
 }
 END_TEST
 
+/* A record as full as cfg lets a run make it: streams of control bytes
+   (six bytes each in JSON), and files_n files of file_bytes each, every
+   one at the bottom of /output's deepest chain of directories of its own,
+   named with characters JSON doubles.  Returns the disk it takes.  */
+static int64_t
+fullest_record (const char *home, const struct boxer_config *cfg, int files_n,
+                int64_t file_bytes)
+{
+  cleanup_error struct boxer_error *err = NULL;
+  cleanup_close int out = -1;
+  cleanup_free char *stream = xmalloc0 ((size_t) cfg->output_limit_bytes);
+  cleanup_free char *data = xmalloc0 ((size_t) file_bytes);
+  cleanup_free char *record = xasprintf ("%s/runs/records/%s", home, RUN_ID);
+  struct boxer_outputs_capture c;
+  json_object *o = json_object_new_object ();
+  json_object *list = json_object_new_array ();
+  char name[121];
+  int64_t used;
+
+  memset (stream, 1, (size_t) cfg->output_limit_bytes);
+  for (int f = 0; f < files_n; f++)
+    {
+      cleanup_free char *rel = xasprintf ("%c", 'a' + f);
+      /* 31 components of 120 and a file: within BOXER_PATH_MAX.  */
+      memset (name, '"', 60);
+      memset (name + 60, '\\', 60);
+      name[120] = '\0';
+      for (int d = 1; d < BOXER_OUTPUTS_MAX_DEPTH - 1; d++)
+        {
+          char *next = xasprintf ("%s/%s", rel, name);
+          free (rel);
+          rel = next;
+        }
+      {
+        cleanup_free char *file = xasprintf ("%s/f", rel);
+        put (file, data, (size_t) file_bytes);
+      }
+    }
+  ck_assert_int_eq (boxer_records_stage (home, RUN_ID, &out, &err), 0);
+  c = (struct boxer_outputs_capture) { .limit_bytes = cfg->outputs_limit_bytes,
+                                       .limit_files = cfg->outputs_limit_files };
+  ck_assert_int_eq (boxer_outputs_capture (src, out, &c, &err), 0);
+  ck_assert_int_eq ((int) c.nfiles, files_n);
+  ck_assert (!c.truncated);
+  for (size_t i = 0; i < c.nfiles; i++)
+    {
+      json_object *f = json_object_new_object ();
+      json_object_object_add (f, "path", json_object_new_string (c.files[i].path));
+      json_object_object_add (f, "size", json_object_new_int64 (c.files[i].size));
+      json_object_array_add (list, f);
+    }
+  boxer_outputs_capture_release (&c);
+  json_object_object_add (o, "id", json_object_new_string (RUN_ID));
+  json_object_object_add (o, "stdout", json_object_new_string_len (
+                                         stream, (int) cfg->output_limit_bytes));
+  json_object_object_add (o, "stderr", json_object_new_string_len (
+                                         stream, (int) cfg->output_limit_bytes));
+  json_object_object_add (o, "outputs", list);
+  {
+    size_t len;
+    const char *text = json_object_to_json_string_length (
+      o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    ck_assert_int_eq (boxer_records_commit (home, RUN_ID, text, len, &err), 0);
+  }
+  json_object_put (o);
+  ck_assert_int_eq (boxer_expiry_usage (record, &used, &err), 0);
+  return used;
+}
+
+/* A record can take more than its run was charged (escapes, directories):
+   settled, the budget's ledger counts what it took.  */
+START_TEST (test_records_settle)
+{
+  cleanup_free char *home = xasprintf ("%s/home", tmp);
+  cleanup_free char *records = xasprintf ("%s/home/runs/records", tmp);
+  cleanup_free char *ledger = xasprintf ("%s/home/runs/records/.usage", tmp);
+  cleanup_free char *text = NULL;
+  cleanup_error struct boxer_error *err = NULL;
+  struct boxer_expiry_charge charge;
+  struct boxer_config cfg;
+  int64_t used;
+  size_t len;
+
+  boxer_config_init_defaults (&cfg);
+  cfg.home = xstrdup (home);
+  cfg.min_free_bytes = 0;
+  cfg.output_limit_bytes = 64 * 1024;
+  cfg.outputs_limit_bytes = 64 * 1024;
+  cfg.outputs_limit_files = 3;
+  ck_assert_int_eq (boxer_mkdir_p (records, 0700, &err), 0);
+  ck_assert_int_eq (boxer_records_admit (&cfg, &charge, &err), 0);
+  ck_assert_int_gt (charge.bytes, 0);
+  used = fullest_record (home, &cfg, 3, 4097);
+  ck_assert_msg (used > charge.bytes, "the record (%lld) fits its charge (%lld)",
+                 (long long) used, (long long) charge.bytes);
+  boxer_records_settle (&cfg, RUN_ID, &charge);
+  ck_assert_int_eq (boxer_read_file (ledger, 96, &text, &len, &err), 0);
+  ck_assert_msg (strtoll (text + 21, NULL, 10) >= used, "ledger %.41s, record %lld", text,
+                 (long long) used);
+  boxer_config_release (&cfg);
+}
+END_TEST
+
 START_TEST (test_records_expiry)
 {
   cleanup_free char *home = xasprintf ("%s/home", tmp);
@@ -435,6 +540,7 @@ outputs_suite (void)
   tcase_add_test (tc, test_tmpfs);
   tcase_add_test (tc, test_records);
   tcase_add_test (tc, test_records_expiry);
+  tcase_add_test (tc, test_records_settle);
   tcase_add_test (tc, test_records_discard);
   suite_add_tcase (s, tc);
   return s;
