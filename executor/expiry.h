@@ -62,9 +62,8 @@ int boxer_expiry_admit (const char *dir, const char *prefix, size_t nhex, const 
                         const char *what, struct boxer_expiry_charge *charge,
                         struct boxer_error **err);
 /* Replace an admission's charge with what its entry took on disk (0 when
-   none was kept).  A worst case can be many times what entries usually
-   take; settled, it holds only for as long as the entry is being written,
-   and the ledger stays close to the disk.  */
+   none was kept): the ledger then follows the disk, not the charges, in
+   both directions.  */
 void boxer_expiry_settle (const char *dir, const struct boxer_expiry_charge *charge,
                           int64_t actual);
 /* Measure dir again for its ledger if the last measure is a minute old
