@@ -458,6 +458,7 @@ START_TEST (test_records_settle)
   size_t len;
 
   boxer_config_init_defaults (&cfg);
+  free (cfg.home);
   cfg.home = xstrdup (home);
   cfg.min_free_bytes = 0;
   cfg.output_limit_bytes = 64 * 1024;
